@@ -1,0 +1,225 @@
+"""Fixtures: rendered projects, one bootstrapped project per session, and a helper
+that drives a project's scripts/app.sh the way a user does in a terminal.
+
+Everything is real: copier renders the template (pytest-copie), app.sh runs in bash,
+JupyterLab and its kernels run for real. Each test leaves no process behind: the
+`project` fixture stops the server after the test and fails it if anything of the
+project still runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+# Ports away from 8888 so the tests never meet a developer's own servers.
+TEST_PORTS = {"port_range_start": 18888, "port_range_end": 18899}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hermetic: copier must not read the developer's settings file.
+    settings = Path(config.rootpath) / ".pytest_cache" / "copier-settings.yml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text("{}\n")
+    os.environ["COPIER_SETTINGS_PATH"] = str(settings)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def process_table() -> list[tuple[int, int, str]]:
+    """(pid, ppid, command line) of every live (non-zombie) process."""
+    out = subprocess.run(
+        ["ps", "-A", "-ww", "-o", "pid=", "-o", "ppid=", "-o", "stat=", "-o", "args="],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        pid, ppid, stat, *args = line.split(None, 3)
+        if not stat.startswith("Z"):
+            rows.append((int(pid), int(ppid), args[0] if args else ""))
+    return rows
+
+
+def pid_alive(pid: int) -> bool:
+    return any(p == pid for p, _, _ in process_table())
+
+
+@dataclass
+class Project:
+    """A rendered project and the commands a user runs in it."""
+
+    root: Path
+
+    @property
+    def app(self) -> Path:
+        return self.root / "scripts" / "app.sh"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / ".logs" / "jupyter.pid"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.root / ".jupyter_runtime"
+
+    def run(self, *args: str, timeout: float = 180, env: dict | None = None, cwd=None) -> Result:
+        proc = subprocess.run(
+            [str(self.app), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd or self.root,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def start(self, *args: str, **kwargs) -> Result:
+        result = self.run("start", "--no-open", *args, **kwargs)
+        assert result.returncode == 0, result.output
+        return result
+
+    def server_pid(self) -> int:
+        return int(self.pid_file.read_text().strip())
+
+    def server_info(self, pid: int | None = None) -> dict:
+        pid = pid or self.server_pid()
+        return json.loads((self.runtime_dir / f"jpserver-{pid}.json").read_text())
+
+    def api(self, method: str, path: str, body: dict | None = None, token: str | None = "auto"):
+        """Calls the running server's REST API; returns (status, parsed JSON or None)."""
+        import urllib.error
+        import urllib.request
+
+        info = self.server_info()
+        token = info["token"] if token == "auto" else token
+        request = urllib.request.Request(
+            f"{info['url'].rstrip('/')}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {token}"} if token else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                data = response.read()
+                return response.status, json.loads(data) if data else None
+        except urllib.error.HTTPError as error:
+            return error.code, None
+
+    def start_kernel(self) -> tuple[str, int]:
+        """Starts a kernel over the REST API, as JupyterLab does; returns (id, pid)."""
+        status, kernel = self.api("POST", "/api/kernels", {})
+        assert status == 201, status
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for pid, _, args in process_table():
+                if f"kernel-{kernel['id']}.json" in args:
+                    return kernel["id"], pid
+            time.sleep(0.1)
+        raise AssertionError(f"kernel {kernel['id']} has no process")
+
+    def processes(self) -> list[tuple[int, str]]:
+        """Live processes of this project: anything naming its directory."""
+        root = str(self.root)
+        return [(pid, args) for pid, _, args in process_table() if root in args]
+
+    def kill_everything(self) -> list[tuple[int, str]]:
+        left = self.processes()
+        for pid, _ in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return left
+
+
+def render(copie, **answers) -> Path:
+    result = copie.copy(extra_answers={"project_name": "demo", **TEST_PORTS, **answers})
+    assert result.exit_code == 0 and result.exception is None, result.exception
+    return Path(result.project_dir)
+
+
+@pytest.fixture
+def rendered(copie) -> Project:
+    """A freshly rendered project, never bootstrapped."""
+    return Project(render(copie))
+
+
+def bootstrap(project: Project) -> None:
+    result = project.run("bootstrap", timeout=600)
+    assert result.returncode == 0, result.output
+
+
+@pytest.fixture(scope="session")
+def bootstrapped_project(copie_session) -> Project:
+    """One rendered and bootstrapped project shared by the session's tests."""
+    project = Project(render(copie_session, project_name="e2e-proj", display_name="E2E Proj"))
+    bootstrap(project)
+    return project
+
+
+def leave_nothing_behind(project: Project) -> None:
+    project.run("stop", timeout=60)
+    left = project.kill_everything()
+    assert not left, f"processes left behind after stop: {left}"
+
+
+@pytest.fixture
+def project(bootstrapped_project: Project):
+    """The session's bootstrapped project, stopped and checked clean after the test."""
+    leave_nothing_behind(bootstrapped_project)
+    shutil.rmtree(bootstrapped_project.root / ".jupyter_config", ignore_errors=True)
+    yield bootstrapped_project
+    leave_nothing_behind(bootstrapped_project)
+    shutil.rmtree(bootstrapped_project.root / ".jupyter_config", ignore_errors=True)
+
+
+@pytest.fixture
+def make_project(copie, tmp_path):
+    """Factory: render a project (optionally moved to `where`), bootstrapped or not.
+
+    Every project it makes is stopped and checked clean after the test.
+    """
+    made: list[Project] = []
+
+    def make(name: str = "other", where: Path | None = None, bootstrapped: bool = True, **answers) -> Project:
+        root = render(copie, project_name=name, **answers)
+        if where is not None:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(root), str(where))
+            root = where
+        project = Project(root)
+        made.append(project)
+        if bootstrapped:
+            bootstrap(project)
+        return project
+
+    yield make
+    problems = []
+    for project in made:
+        if project.app.exists():
+            project.run("stop", timeout=60)
+        left = project.kill_everything()
+        if left:
+            problems.append(left)
+    assert not problems, f"processes left behind after stop: {problems}"

@@ -1,0 +1,513 @@
+"""End to end: app.sh drives a real JupyterLab and real kernels, as a user would.
+
+Slow (each start is a real JupyterLab start, a few seconds on 2 cores). The session
+bootstraps one project and reuses its venv; tests that need a project of their own
+render and bootstrap one (uv's cache makes that ~2 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, pid_alive, process_table
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def proc_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+def listening_socket(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+# --- bootstrap -----------------------------------------------------------------------
+
+
+def test_bootstrap_registers_the_kernel_in_the_venv_exactly_as_the_spec_says(bootstrapped_project: Project):
+    root = bootstrapped_project.root
+    spec = json.loads((root / ".venv/share/jupyter/kernels/e2e-proj/kernel.json").read_text())
+    assert spec["display_name"] == "E2E Proj"
+    assert spec["argv"][0] == str(root / ".venv/bin/python")
+    assert spec["env"] == {"IPYTHONDIR": str(root / ".ipython"), "MPLCONFIGDIR": str(root / ".cache/matplotlib")}
+    assert not (Path.home() / ".local/share/jupyter/kernels/e2e-proj").exists(), "never --user"
+    for directory in (".jupyter_config", ".jupyter_data", ".jupyter_runtime", ".ipython", ".cache/matplotlib", ".logs"):
+        assert (root / directory).is_dir(), directory
+    for private in (".logs", ".jupyter_runtime"):
+        assert (root / private).stat().st_mode & 0o077 == 0, f"{private} must be private: it holds the token"
+
+
+def test_a_second_bootstrap_with_nothing_changed_does_nothing(bootstrapped_project: Project):
+    result = bootstrapped_project.run("bootstrap")
+    assert result.returncode == 0
+    assert "already bootstrapped" in result.stderr
+    assert "installing" not in result.stderr
+
+
+def test_bootstrap_installs_the_projects_own_dependencies(make_project):
+    project = make_project("deps", bootstrapped=False)
+    (project.root / "requirements.txt").write_text("iniconfig==2.1.0\n")
+    result = project.run("bootstrap")
+    assert result.returncode == 0, result.output
+    for step in ("creating .venv", "installing jupyterlab==", "requirements.txt", "registering kernel 'deps'", "bootstrapped in"):
+        assert step in result.stderr, step
+    check = subprocess.run([str(project.root / ".venv/bin/python"), "-c", "import iniconfig, jupyterlab"])
+    assert check.returncode == 0
+
+    # A changed dependency file: start warns, the next bootstrap installs it.
+    (project.root / "requirements.txt").write_text("iniconfig==2.1.0\npluggy==1.6.0\n")
+    status_result = project.run("start", "--no-open")
+    assert status_result.returncode == 0
+    assert "run: scripts/app.sh bootstrap" in status_result.stderr
+    project.run("stop")
+    result = project.run("bootstrap")
+    assert result.returncode == 0 and "already bootstrapped" not in result.stderr
+    assert subprocess.run([str(project.root / ".venv/bin/python"), "-c", "import pluggy"]).returncode == 0
+    assert "already bootstrapped" in project.run("bootstrap").stderr
+
+
+def test_bootstrap_without_uv_on_path_installs_uv_into_the_venv(make_project):
+    project = make_project("no-uv", bootstrapped=False)
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "uv").exists())
+    result = project.run("bootstrap", env={"PATH": path})
+    assert result.returncode == 0, result.output
+    assert "-m venv" in result.stderr and "installing uv into .venv" in result.stderr
+    assert (project.root / ".venv/bin/uv").exists()
+    assert (project.root / ".venv/share/jupyter/kernels/no-uv/kernel.json").exists()
+
+
+# --- start, status, stop ------------------------------------------------------------------
+
+
+def test_start_serves_jupyterlab_on_a_free_port_with_the_pid_file_and_token(project: Project):
+    result = project.start()
+    url = result.stdout.strip()
+    pid = project.server_pid()
+    info = project.server_info(pid)
+
+    assert info["pid"] == pid, "the PID file names the server itself"
+    assert 18888 <= info["port"] <= 18899
+    assert url == f"http://127.0.0.1:{info['port']}/lab?token={info['token']}"
+    assert result.stderr.startswith("app.sh: ")
+    assert project.api("GET", "/api/status")[0] == 200
+    assert project.api("GET", "/api/status", token=None)[0] == 403, "token auth is always on"
+
+    # Bound to 127.0.0.1 only: another loopback address does not reach it.
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        assert probe.connect_ex(("127.0.0.2", info["port"])) != 0
+
+    # The spec's isolation variables reach the server.
+    if Path("/proc").is_dir():
+        environ = proc_environ(pid)
+        for name, sub in [
+            ("JUPYTER_CONFIG_DIR", ".jupyter_config"),
+            ("JUPYTER_DATA_DIR", ".jupyter_data"),
+            ("JUPYTER_RUNTIME_DIR", ".jupyter_runtime"),
+            ("IPYTHONDIR", ".ipython"),
+            ("MPLCONFIGDIR", ".cache/matplotlib"),
+        ]:
+            assert environ[name] == str(project.root / sub)
+
+    status = project.run("status")
+    assert status.returncode == 0
+    assert f"server:   running (PID {pid})" in status.stdout
+    assert f"port:     {info['port']}" in status.stdout
+    assert f"url:      {url}" in status.stdout
+    assert "orphans:  none" in status.stdout
+    assert project.run("url").stdout.strip() == url
+
+    stop = project.run("stop")
+    assert stop.returncode == 0
+    assert f"stopped JupyterLab (PID {pid})" in stop.stderr
+    assert not project.pid_file.exists()
+    assert not pid_alive(pid)
+    assert not list(project.runtime_dir.glob("jpserver-*")), "a clean stop leaves no runtime file"
+    assert project.run("status").returncode == 3
+
+
+def test_starting_twice_prints_the_same_url_and_never_starts_a_second_server(project: Project):
+    first = project.start().stdout
+    pid = project.server_pid()
+    again = project.start()
+    assert again.stdout == first
+    assert "already running" in again.stderr
+    assert project.server_pid() == pid
+    servers = [p for p, _, args in process_table() if "jupyter-lab" in args and str(project.root) in args]
+    assert servers == [pid]
+
+
+def test_the_default_kernel_is_the_projects_and_stop_takes_kernels_with_it(project: Project):
+    project.start()
+    status, specs = project.api("GET", "/api/kernelspecs")
+    assert status == 200 and specs["default"] == "e2e-proj"
+    kernels = [project.start_kernel()[1] for _ in range(2)]
+    if Path("/proc").is_dir():
+        assert proc_environ(kernels[0])["IPYTHONDIR"] == str(project.root / ".ipython")
+    assert project.run("stop").returncode == 0
+    assert not [k for k in kernels if pid_alive(k)]
+    assert not project.processes()
+
+
+def test_running_as_root_is_handled_by_the_script(project: Project):
+    project.start()
+    args = dict((p, a) for p, _, a in process_table())[project.server_pid()]
+    if os.geteuid() == 0:
+        assert "--allow-root" in args
+    else:
+        assert "--allow-root" not in args
+
+
+def test_restart_replaces_the_server(project: Project):
+    project.start()
+    old = project.server_pid()
+    result = project.run("restart", "--no-open")
+    assert result.returncode == 0, result.output
+    assert project.server_pid() != old and not pid_alive(old)
+    assert project.run("status").returncode == 0
+
+
+def test_logs_show_and_follow_the_server_log(project: Project):
+    project.start()
+    full = project.run("logs")
+    assert full.returncode == 0 and "Jupyter Server" in full.stdout
+    assert len(project.run("logs", "-n", "2").stdout.splitlines()) == 2
+    follower = subprocess.Popen([str(project.app), "logs", "-f"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline(), "logs -f prints the log"
+        project.start_kernel()  # the server logs the kernel start: -f shows it as it happens
+        wait_for(lambda: "Kernel started" in follower.stdout.readline(), timeout=30)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+
+
+def test_start_opens_a_browser_only_through_a_real_opener(project: Project, tmp_path):
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" > "{opened}"\n')
+    browser.chmod(0o755)
+    result = project.run("start", env={"BROWSER": str(browser)})
+    assert result.returncode == 0, result.output
+    target = wait_for(lambda: opened.exists() and opened.read_text().strip(), timeout=10)
+    # The redirect file keeps the token out of the opener's command line.
+    assert target == f"file://{project.runtime_dir}/jpserver-{project.server_pid()}-open.html"
+    project.run("stop")
+
+    env = {"BROWSER": "", "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    result = project.run("start", env=env)
+    assert result.returncode == 0 and "no browser to open here" in result.stderr
+
+
+# --- ports ---------------------------------------------------------------------------------
+
+
+def test_a_busy_port_is_refused_by_name_and_skipped_by_auto_selection(project: Project):
+    with listening_socket(18888):
+        result = project.run("start", "--no-open", "--port", "18888")
+        assert result.returncode == 1
+        assert "port 18888 is busy" in result.stderr
+        assert not project.pid_file.exists()
+
+        project.start()
+        assert project.server_info()["port"] != 18888
+
+
+def test_a_port_outside_the_range_is_allowed_with_a_warning(project: Project):
+    result = project.start("--port=18950")
+    assert "outside this project's range 18888-18899" in result.stderr
+    assert project.server_info()["port"] == 18950
+
+
+def test_every_port_taken_names_the_range_and_the_way_out(make_project):
+    project = make_project("narrow", port_range_start=18920, port_range_end=18921)
+    with listening_socket(18920), listening_socket(18921):
+        result = project.run("start", "--no-open")
+    assert result.returncode == 1
+    assert "no free port in 18920-18921" in result.stderr
+    assert "--port" in result.stderr and "port_range_end" in result.stderr
+
+
+def test_two_projects_started_at_the_same_moment_get_different_ports(make_project):
+    a, b = make_project("alpha"), make_project("beta")
+    procs = [
+        subprocess.Popen([str(p.app), "start", "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in (a, b)
+    ]
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    ports = {a.server_info()["port"], b.server_info()["port"]}
+    assert len(ports) == 2
+
+
+def test_concurrent_starts_in_one_project_share_one_server(project: Project):
+    procs = [
+        subprocess.Popen([str(project.app), "start", "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0] and outputs[0][0].startswith("http://127.0.0.1:")
+    servers = [p for p, _, args in process_table() if "jupyter-lab" in args and str(project.root) in args]
+    assert len(servers) == 1
+
+
+# --- faults: never signal a stranger, clean up what is ours --------------------------------
+
+
+def test_a_reused_pid_in_the_pid_file_is_never_signalled(project: Project):
+    stranger = subprocess.Popen(["sleep", "300"])
+    try:
+        project.pid_file.parent.mkdir(exist_ok=True)
+        project.pid_file.write_text(f"{stranger.pid}\n")
+        status = project.run("status")
+        assert status.returncode == 4
+        assert f"names PID {stranger.pid}, which is not this project's server" in status.stdout
+
+        stop = project.run("stop")
+        assert stop.returncode == 0 and "removing stale PID file" in stop.stderr
+        assert not project.pid_file.exists()
+
+        project.pid_file.write_text(f"{stranger.pid}\n")
+        project.start()
+        assert project.server_pid() != stranger.pid
+        assert stranger.poll() is None, "the stranger was signalled"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_another_projects_server_in_the_pid_file_is_left_alone(project: Project, make_project):
+    other = make_project("neighbour")
+    other.start()
+    neighbour_pid = other.server_pid()
+    project.pid_file.parent.mkdir(exist_ok=True)
+    project.pid_file.write_text(f"{neighbour_pid}\n")
+    assert project.run("stop").returncode == 0
+    assert pid_alive(neighbour_pid)
+    assert other.api("GET", "/api/status")[0] == 200
+
+
+def test_stale_runtime_files_are_cleaned_on_status(project: Project):
+    project.runtime_dir.mkdir(exist_ok=True)
+    stranger = subprocess.Popen(["sleep", "300"])
+    try:
+        stale = []
+        for pid in (999_999, 999_998, stranger.pid):
+            json_file = project.runtime_dir / f"jpserver-{pid}.json"
+            json_file.write_text(json.dumps({"pid": pid, "port": 1}))
+            (project.runtime_dir / f"jpserver-{pid}-open.html").write_text("")
+            stale.append(json_file)
+        (project.runtime_dir / "kernel-dead.json").write_text("{}")
+        project.run("status")
+        assert not [f for f in project.runtime_dir.iterdir() if f.name.startswith(("jpserver-", "kernel-"))]
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+HUNG_KERNEL = """
+import sys, time
+from jupyter_client import BlockingKernelClient
+client = BlockingKernelClient()
+client.load_connection_file(sys.argv[1])
+client.start_channels()
+client.execute("import re; re.match(r'(a+)+$', 'a' * 64 + 'b')")  # holds the GIL for ages
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    msg = client.get_iopub_msg(timeout=20)
+    if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "busy":
+        break
+client.stop_channels()
+"""
+
+
+def hang_kernel(project: Project, kernel_id: str) -> None:
+    """Makes the kernel busy in C code: it cannot notice its server die."""
+    connection = project.runtime_dir / f"kernel-{kernel_id}.json"
+    subprocess.run([str(project.root / ".venv/bin/python"), "-c", HUNG_KERNEL, str(connection)], check=True, timeout=60)
+
+
+def test_a_killed_server_leaves_kernels_that_status_reports_and_stop_removes(project: Project):
+    project.start()
+    kernel_id, kernel_pid = project.start_kernel()
+    hang_kernel(project, kernel_id)
+    server = project.server_pid()
+    os.kill(server, signal.SIGKILL)  # the OOM killer
+    wait_for(lambda: not pid_alive(server))
+    time.sleep(2.5)  # longer than ipykernel's parent poll: this kernel is stuck for good
+    assert pid_alive(kernel_pid)
+
+    status = project.run("status")
+    assert status.returncode == 4, status.output
+    assert "server:   dead" in status.stdout
+    assert f"kernels without their server: PID {kernel_pid}" in status.stdout
+
+    stop = project.run("stop")
+    assert stop.returncode == 0
+    assert f"stopped kernels (PID {kernel_pid})" in stop.stderr
+    assert not pid_alive(kernel_pid)
+    assert not project.pid_file.exists()
+    assert project.run("status").returncode == 3
+
+
+def test_a_killed_servers_kernels_are_cleaned_by_the_next_start(project: Project):
+    project.start()
+    kernel_id, kernel_pid = project.start_kernel()
+    hang_kernel(project, kernel_id)
+    os.kill(project.server_pid(), signal.SIGKILL)
+    time.sleep(0.5)
+    result = project.run("start", "--no-open")
+    assert result.returncode == 0, result.output
+    assert "stopping kernels left by a server that is gone" in result.stderr
+    assert not pid_alive(kernel_pid)
+
+
+def test_a_server_that_lost_its_pid_file_is_an_orphan_that_start_adopts(project: Project):
+    url = project.start().stdout
+    pid = project.server_pid()
+    project.pid_file.unlink()
+    status = project.run("status")
+    assert status.returncode == 4
+    assert f"servers not tracked by the PID file: PID {pid}" in status.stdout
+    again = project.start()
+    assert again.stdout == url and "tracking it again" in again.stderr
+    assert project.server_pid() == pid
+
+
+def test_a_stock_jupyter_lab_in_the_project_is_reported_and_not_stopped(project: Project):
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(project.root / ".jupyter_config"),
+        "JUPYTER_DATA_DIR": str(project.root / ".jupyter_data"),
+        "JUPYTER_RUNTIME_DIR": str(project.runtime_dir),
+    }
+    stock = subprocess.Popen(
+        [str(project.root / ".venv/bin/jupyter-lab"), "--no-browser", "--port=18940", "--allow-root"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: (project.runtime_dir / f"jpserver-{stock.pid}.json").exists(), timeout=60)
+        status = project.run("status")
+        assert status.returncode == 4
+        assert f"servers not tracked by the PID file: PID {stock.pid}" in status.stdout
+        stop = project.run("stop")
+        assert f"not stopping PID {stock.pid}" in stop.stderr
+        assert stock.poll() is None
+    finally:
+        stock.terminate()
+        stock.wait(timeout=30)
+
+
+def test_a_server_dying_during_startup_fails_fast_with_its_log(project: Project):
+    config = project.root / ".jupyter_config"
+    config.mkdir(exist_ok=True)
+    (config / "jupyter_server_config.py").write_text("c.ServerApp.certfile = '/nonexistent/cert.pem'\n")
+    started = time.monotonic()
+    result = project.run("start", "--no-open")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert "exited during startup" in result.stderr
+    assert "Last lines of .logs/jupyter.log" in result.stderr
+    assert "cert.pem" in result.stderr, "the log's own explanation is shown"
+    assert not project.pid_file.exists()
+
+
+def test_authentication_disabled_by_config_is_refused(project: Project):
+    config = project.root / ".jupyter_config"
+    config.mkdir(exist_ok=True)
+    (config / "jupyter_server_config.py").write_text("c.IdentityProvider.token = ''\nc.ServerApp.password = ''\n")
+    result = project.run("start", "--no-open")
+    assert result.returncode == 1
+    assert "without a token" in result.stderr
+    assert not project.pid_file.exists()
+    assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+
+
+# --- foreground --------------------------------------------------------------------------
+
+
+def read_line(stream, timeout: float) -> str:
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert box, f"no output within {timeout}s"
+    return box[0]
+
+
+def test_foreground_ctrl_c_stops_the_server_and_its_kernels(project: Project):
+    # A terminal delivers Ctrl-C to the foreground process group: start one, send SIGINT to it.
+    proc = subprocess.Popen(
+        [str(project.app), "start", "--foreground", "--no-open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        url = read_line(proc.stdout, timeout=120)
+        assert url.startswith("http://127.0.0.1:")
+        assert project.run("status").returncode == 0
+        _, kernel_pid = project.start_kernel()
+        server = project.server_pid()
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not project.pid_file.exists()
+    assert not pid_alive(server) and not pid_alive(kernel_pid)
+    assert not project.processes()
+
+
+# --- paths -------------------------------------------------------------------------------
+
+
+def test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink(make_project, tmp_path):
+    root = tmp_path / "my projects [2026] $HOME *" / "ünïcode 'q'"
+    project = make_project("spaced", where=root, bootstrapped=False)
+    result = project.run("start", "--no-open")  # bootstraps first: there is no venv yet
+    assert result.returncode == 0, result.output
+    assert "no venv yet: bootstrapping first" in result.stderr
+    assert project.server_info()["root_dir"] == str(root / "notebooks")
+
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    via_link = Project(link)
+    status = via_link.run("status", cwd=tmp_path)
+    assert status.returncode == 0, status.output
+    assert f"PID {project.server_pid()}" in status.stdout
+    assert "orphans:  none" in status.stdout
+    assert via_link.run("stop").returncode == 0
+    assert not project.processes()
