@@ -178,6 +178,7 @@ def test_the_default_kernel_is_the_projects_and_stop_takes_kernels_with_it(proje
 def test_running_as_root_is_handled_by_the_script(project: Project):
     project.start()
     args = dict((p, a) for p, _, a in process_table())[project.server_pid()]
+    assert "--ServerApp.port_retries=0" in args, "Jupyter must never move to another port by itself"
     if os.geteuid() == 0:
         assert "--allow-root" in args
     else:
@@ -452,6 +453,48 @@ def test_authentication_disabled_by_config_is_refused(project: Project):
     assert "without a token" in result.stderr
     assert not project.pid_file.exists()
     assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+
+
+def test_a_background_server_survives_its_terminal_closing(project: Project):
+    # The terminal's session: start runs as its leader, as under an interactive shell.
+    starter = subprocess.Popen(
+        [str(project.app), "start", "--no-open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    starter.communicate(timeout=180)
+    assert starter.returncode == 0
+    # Closing the terminal hangs up its session; a stray Ctrl-C reaches the group too.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        try:
+            os.killpg(starter.pid, sig)
+        except ProcessLookupError:
+            pass  # nothing is left in that group: the server runs in a session of its own
+    time.sleep(1)
+    assert project.api("GET", "/api/status")[0] == 200
+    assert project.run("status").returncode == 0
+    assert project.run("stop").returncode == 0
+
+
+def test_the_lifecycle_works_without_setsid_flock_lsof_ss_or_curl(project: Project, tmp_path):
+    """As on macOS or a minimal image: the script falls back where a tool is missing."""
+    missing = {"setsid", "flock", "lsof", "ss", "curl", "xdg-open", "uv"}
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for tool in Path(directory).iterdir():
+            if tool.name not in missing and not (bare / tool.name).exists():
+                (bare / tool.name).symlink_to(tool)
+    env = {"PATH": str(bare)}
+    assert project.run("start", "--no-open", env=env).returncode == 0
+    pid = project.server_pid()
+    session = subprocess.run(["ps", "-o", "sid=", "-p", str(pid)], capture_output=True, text=True).stdout
+    assert int(session) == pid, "the server runs in a session of its own (os.setsid fallback)"
+    _, kernel = project.start_kernel()
+    assert project.run("status", env=env).returncode == 0
+    assert project.run("stop", env=env).returncode == 0
+    assert not pid_alive(pid) and not pid_alive(kernel)
 
 
 # --- foreground --------------------------------------------------------------------------
