@@ -139,9 +139,12 @@ class Project:
         raise AssertionError(f"kernel {kernel['id']} has no process")
 
     def processes(self) -> list[tuple[int, str]]:
-        """Live processes of this project: anything naming its directory."""
-        root = str(self.root)
-        return [(pid, args) for pid, _, args in process_table() if root in args]
+        """Live processes of this project: its venv's programs, its server, its kernels.
+
+        Precise markers, so a project nested in this one, or a sibling whose name
+        starts with this one's ("proj 2"), is never taken for it."""
+        markers = [f"{self.root}/.venv/bin/", f"{self.root}/notebooks", f"{self.root}/.jupyter_runtime/"]
+        return [(pid, args) for pid, _, args in process_table() if any(m in args for m in markers)]
 
     def kill_everything(self) -> list[tuple[int, str]]:
         left = self.processes()
@@ -184,14 +187,21 @@ def leave_nothing_behind(project: Project) -> None:
     assert not left, f"processes left behind after stop: {left}"
 
 
+def reset_config(project: Project) -> None:
+    """Drops any Jupyter config a test wrote, keeping the directory bootstrap made."""
+    config = project.root / ".jupyter_config"
+    shutil.rmtree(config, ignore_errors=True)
+    config.mkdir()
+
+
 @pytest.fixture
 def project(bootstrapped_project: Project):
     """The session's bootstrapped project, stopped and checked clean after the test."""
     leave_nothing_behind(bootstrapped_project)
-    shutil.rmtree(bootstrapped_project.root / ".jupyter_config", ignore_errors=True)
+    reset_config(bootstrapped_project)
     yield bootstrapped_project
     leave_nothing_behind(bootstrapped_project)
-    shutil.rmtree(bootstrapped_project.root / ".jupyter_config", ignore_errors=True)
+    reset_config(bootstrapped_project)
 
 
 @pytest.fixture

@@ -1,0 +1,206 @@
+"""Hostile conditions: races, broken environments, full or read-only disks, hostile
+global config, look-alike projects. app.sh must say clearly what happened and never
+harm anything that is not its own. Real JupyterLab, real processes, real mounts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, pid_alive, process_table
+from test_lifecycle import listening_socket, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def mounted_tmpfs(where: Path, options: str):
+    """A real filesystem of its own at `where` (root only): read-only or tiny."""
+    where.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def test_stop_racing_start_leaves_no_orphan(project: Project):
+    for delay in (0.2, 1.0, 3.0):
+        starter = subprocess.Popen([str(project.app), "start", "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        assert project.run("stop").returncode == 0
+        starter.communicate(timeout=180)
+        assert starter.returncode == 0
+        status = project.run("status")
+        # Whichever came first, the project is either cleanly running or cleanly stopped.
+        assert status.returncode in (0, 3), status.output
+        assert "orphans:  none" in status.stdout
+        project.run("stop")
+        assert not project.processes()
+
+
+def test_every_port_taken_names_who_holds_them(make_project):
+    holder = make_project("holder", port_range_start=18960, port_range_end=18969)
+    holder.start("--port", "18920")
+    project = make_project("crowded", port_range_start=18920, port_range_end=18921)
+    with listening_socket(18921):
+        result = project.run("start", "--no-open")
+    assert result.returncode == 1
+    assert "no free port in 18920-18921" in result.stderr
+    assert f"port 18920: Jupyter server, PID {holder.server_pid()}, notebooks in {holder.root}/notebooks" in result.stderr
+    if subprocess.run(["sh", "-c", "command -v lsof"], capture_output=True).returncode == 0:
+        assert f"port 18921: PID {os.getpid()}" in result.stderr
+    assert "copier update --trust -d port_range_end=" in result.stderr
+    assert not project.pid_file.exists()
+
+
+def test_a_venv_whose_python_was_deleted_is_repaired_by_bootstrap(make_project):
+    project = make_project("broken-python")
+    (project.root / ".venv/bin/python").unlink()
+    result = project.run("start", "--no-open")
+    assert result.returncode == 1
+    assert "is broken" in result.stderr and "scripts/app.sh bootstrap" in result.stderr
+    assert not project.pid_file.exists()
+    repair = project.run("bootstrap")
+    assert repair.returncode == 0, repair.output
+    assert "recreating" in repair.stderr
+    project.start()
+
+
+def test_a_venv_without_jupyterlab_is_repaired_by_bootstrap(make_project):
+    project = make_project("broken-lab")
+    (project.root / ".venv/bin/jupyter-lab").unlink()
+    status = project.run("status")
+    assert "broken" in status.stdout and "scripts/app.sh bootstrap" in status.stdout
+    result = project.run("start", "--no-open")
+    assert result.returncode == 1 and "scripts/app.sh bootstrap" in result.stderr
+    repair = project.run("bootstrap")
+    assert repair.returncode == 0, repair.output
+    assert "reinstalling" in repair.stderr
+    project.start()
+
+
+@pytest.mark.parametrize("directory", [".logs", ".jupyter_runtime"])
+def test_a_read_only_directory_is_a_clear_error(project: Project, directory):
+    with mounted_tmpfs(project.root / directory, "ro,size=1m"):
+        result = project.run("start", "--no-open", timeout=60)
+        assert result.returncode == 1, result.output
+        assert f"{directory} is not writable" in result.stderr
+        assert not project.pid_file.exists()
+        assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+
+
+@pytest.mark.parametrize("directory", [".logs", ".jupyter_runtime"])
+def test_a_full_disk_is_a_clear_error(project: Project, directory):
+    with mounted_tmpfs(project.root / directory, "size=64k,mode=700") as fs:
+        filler = fs / "filler"
+        with open(filler, "wb", buffering=0) as handle:
+            try:
+                while True:
+                    handle.write(b"\0" * 4096)
+            except OSError:
+                pass  # full
+        result = project.run("start", "--no-open", timeout=60)
+        assert result.returncode == 1, result.output
+        assert "disk" in result.stderr and "full" in result.stderr
+        assert not project.pid_file.exists() or project.pid_file.read_text().strip() == ""
+        assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+        filler.unlink()
+
+
+def test_a_hostile_global_config_cannot_open_the_server_to_the_network(project: Project, tmp_path):
+    hostile = """
+c.ServerApp.ip = '0.0.0.0'
+c.ServerApp.port = 18999
+c.ServerApp.port_retries = 50
+c.ServerApp.open_browser = True
+c.ServerApp.allow_remote_access = True
+"""
+    home = tmp_path / "home"
+    (home / ".jupyter").mkdir(parents=True)
+    (home / ".jupyter/jupyter_server_config.py").write_text(hostile)
+    global_path = tmp_path / "global-config"
+    global_path.mkdir()
+    (global_path / "jupyter_server_config.py").write_text(hostile)
+    env = {"HOME": str(home), "JUPYTER_CONFIG_PATH": str(global_path), "JUPYTER_PORT": "18998", "JUPYTER_TOKEN": ""}
+
+    project.start(env=env)
+    info = project.server_info()
+    assert info["hostname"] == "127.0.0.1" and 18888 <= info["port"] <= 18899
+    assert info["token"], "token auth stays on"
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        assert probe.connect_ex(("127.0.0.2", info["port"])) != 0, "reachable beyond 127.0.0.1"
+    assert project.api("GET", "/api/status", token=None)[0] == 403
+    project.run("stop")
+
+    # A global config that turns authentication off is refused, not obeyed.
+    (global_path / "jupyter_server_config.py").write_text(hostile + "c.IdentityProvider.token = ''\n")
+    result = project.run("start", "--no-open", env=env)
+    assert result.returncode == 1 and "without a token" in result.stderr
+
+
+def test_the_pid_file_log_and_runtime_files_are_private(project: Project):
+    project.start()
+    private = [project.pid_file, project.root / ".logs/jupyter.log", *project.runtime_dir.glob("jpserver-*.json")]
+    for path in private:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
+    for directory in (project.root / ".logs", project.runtime_dir):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Project):
+    """The user runs the project's jupyter lab directly, without app.sh or its env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_", "IPYTHONDIR"))}
+    env["JUPYTER_RUNTIME_DIR"] = str(project.root.parent / "elsewhere-runtime")
+    by_hand = subprocess.Popen(
+        [str(project.root / ".venv/bin/jupyter"), "lab", "--no-browser", "--port=18941", "--allow-root"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: any(p == by_hand.pid and "jupyter" in a for p, _, a in process_table()), timeout=30)
+        status = project.run("status")
+        assert status.returncode == 4, status.output
+        assert f"servers not tracked by the PID file: PID {by_hand.pid}" in status.stdout
+        started = project.run("start", "--no-open")
+        assert started.returncode == 0
+        assert f"another Jupyter server runs in this project, not started by app.sh: PID {by_hand.pid}" in started.stderr
+        stop = project.run("stop")
+        assert f"not stopping PID {by_hand.pid}" in stop.stderr
+        assert by_hand.poll() is None
+    finally:
+        by_hand.terminate()
+        by_hand.wait(timeout=30)
+
+
+def test_look_alike_projects_are_never_taken_for_this_one(make_project, tmp_path):
+    """A nested project and a sibling whose path starts with this one's."""
+    base = tmp_path / "work"
+    mine = make_project("mine", where=base / "proj")
+    nested = make_project("nested", where=base / "proj" / "sub")
+    sibling = make_project("sibling", where=base / "proj 2")
+    for other in (nested, sibling):
+        other.start()
+        other.start_kernel()
+    status = mine.run("status")
+    assert status.returncode == 3, status.output
+    assert "orphans:  none" in status.stdout
+    mine.start()
+    assert mine.run("stop").returncode == 0
+    for other in (nested, sibling):
+        assert pid_alive(other.server_pid())
+        assert other.api("GET", "/api/status")[0] == 200
+        assert other.run("status").returncode == 0
