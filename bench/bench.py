@@ -1,0 +1,372 @@
+"""Benchmark: what app.sh costs on top of JupyterLab itself, and how fast bootstrap is.
+
+Renders a project with copier into a temporary directory, then measures side by side,
+with repetitions (min / median / max):
+
+- `app.sh start` until the URL is printed, against a bare `jupyter lab --no-browser`
+  (same venv, same isolation variables) until `/api` answers;
+- `app.sh stop`, idle and with 3 busy kernels, against SIGTERM to a bare server until
+  its port closes; and the processes left afterwards;
+- `app.sh status` with 20 stale runtime files;
+- `app.sh bootstrap` cold (empty uv cache, no venv), warm (cache, no venv), no-op,
+  cold without uv on PATH, and `python -m venv` + `pip install` as the baseline;
+- optionally (--suite) the test suite, whole and the fast subset.
+
+Run from the repository root:  uv run python bench/bench.py [--reps N] [--suite] [--write-readme]
+Not a test: it prints a table (and with --write-readme puts it in README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PORT = 18777  # the bare server's; app.sh uses the project's range below
+RANGE = {"port_range_start": 18780, "port_range_end": 18789}
+BUSY_KERNEL = """
+import sys, time
+from jupyter_client import BlockingKernelClient
+client = BlockingKernelClient()
+client.load_connection_file(sys.argv[1])
+client.start_channels()
+client.execute("import time\\nwhile True: time.sleep(0.01)")
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    msg = client.get_iopub_msg(timeout=20)
+    if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "busy":
+        break
+client.stop_channels()
+"""
+
+
+class Project:
+    def __init__(self, root: Path):
+        self.root = root
+        self.app = root / "scripts/app.sh"
+        self.env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(root / ".jupyter_config"),
+            "JUPYTER_DATA_DIR": str(root / ".jupyter_data"),
+            "JUPYTER_RUNTIME_DIR": str(root / ".jupyter_runtime"),
+            "IPYTHONDIR": str(root / ".ipython"),
+            "MPLCONFIGDIR": str(root / ".cache/matplotlib"),
+        }
+
+    def run(self, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.app), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            check=check,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def timed(self, *args: str, env: dict | None = None) -> float:
+        started = time.perf_counter()
+        self.run(*args, env=env)
+        return time.perf_counter() - started
+
+    def leftovers(self) -> list[int]:
+        """PIDs of this project's live processes (server, kernels)."""
+        out = subprocess.run(["ps", "-A", "-ww", "-o", "pid=", "-o", "stat=", "-o", "args="], capture_output=True, text=True).stdout
+        markers = (f"{self.root}/.venv/bin/", f"{self.root}/.jupyter_runtime/")
+        pids = []
+        for line in out.splitlines():
+            pid, state, args = (line.split(None, 2) + [""])[:3]
+            if not state.startswith("Z") and any(m in args for m in markers):
+                pids.append(int(pid))
+        return pids
+
+    def token_url(self) -> tuple[str, str]:
+        pid = (self.root / ".logs/jupyter.pid").read_text().strip()
+        info = json.loads((self.root / f".jupyter_runtime/jpserver-{pid}.json").read_text())
+        return info["url"].rstrip("/"), info["token"]
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except Exception:
+        return False
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_busy_kernels(project: Project, url: str, token: str, count: int = 3) -> None:
+    for _ in range(count):
+        request = urllib.request.Request(
+            f"{url}/api/kernels", method="POST", data=b"{}", headers={"Authorization": f"token {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            kernel = json.loads(response.read())
+        connection = project.root / f".jupyter_runtime/kernel-{kernel['id']}.json"
+        deadline = time.monotonic() + 30
+        while not connection.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        subprocess.run([str(project.root / ".venv/bin/python"), "-c", BUSY_KERNEL, str(connection)], check=True)
+
+
+def bare_server(project: Project) -> subprocess.Popen:
+    args = [str(project.root / ".venv/bin/jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={PORT}"]
+    if os.geteuid() == 0:
+        args.append("--allow-root")
+    return subprocess.Popen(
+        args,
+        cwd=project.root / "notebooks",
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def bare_start(project: Project) -> tuple[float, subprocess.Popen]:
+    started = time.perf_counter()
+    server = bare_server(project)
+    while not http_ok(f"http://127.0.0.1:{PORT}/api"):
+        if server.poll() is not None:
+            raise RuntimeError("the bare server exited")
+        time.sleep(0.01)
+    return time.perf_counter() - started, server
+
+
+def bare_stop(server: subprocess.Popen) -> float:
+    started = time.perf_counter()
+    server.send_signal(signal.SIGTERM)
+    while port_open(PORT) or server.poll() is None:
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+def bare_token(project: Project, server: subprocess.Popen) -> str:
+    info = json.loads((project.root / f".jupyter_runtime/jpserver-{server.pid}.json").read_text())
+    return info["token"]
+
+
+def render(where: Path, name: str) -> Project:
+    from copier import run_copy
+
+    run_copy(str(REPO), str(where), data={"project_name": name, **RANGE}, defaults=True, unsafe=True, quiet=True)
+    return Project(where)
+
+
+def summary(samples: list[float]) -> tuple[float, float, float]:
+    return min(samples), statistics.median(samples), max(samples)
+
+
+def fmt(samples: list[float]) -> str:
+    low, mid, high = summary(samples)
+    unit, scale = ("ms", 1000) if high < 1 else ("s", 1)
+    return f"{low * scale:.{0 if scale == 1000 else 2}f} / {mid * scale:.{0 if scale == 1000 else 2}f} / {high * scale:.{0 if scale == 1000 else 2}f} {unit}"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, uv {subprocess.run(['uv', '--version'], capture_output=True, text=True).stdout.split()[1]}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of start/stop (default 5)")
+    parser.add_argument("--suite", action="store_true", help="also time the test suite (~4 min)")
+    parser.add_argument("--no-pip-baseline", action="store_true", help="skip the ~40 s pip baseline")
+    parser.add_argument("--write-readme", action="store_true", help="put the table in README.md")
+    options = parser.parse_args()
+    os.environ.setdefault("COPIER_SETTINGS_PATH", str(Path(tempfile.mkdtemp()) / "settings.yml"))
+    Path(os.environ["COPIER_SETTINGS_PATH"]).write_text("{}\n")
+
+    rows: list[tuple[str, str, str, str, str]] = []  # measure, app.sh, baseline, target, verdict
+    work = Path(tempfile.mkdtemp(prefix="jt-bench-"))
+    try:
+        project = render(work / "bench", "bench")
+        log = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
+
+        # --- bootstrap ------------------------------------------------------------
+        log("bootstrap: cold (empty uv cache, no venv)")
+        cold = []
+        for _ in range(2):
+            shutil.rmtree(project.root / ".venv", ignore_errors=True)
+            cache = Path(tempfile.mkdtemp(prefix="jt-uv-cache-"))
+            cold.append(project.timed("bootstrap", env={"UV_CACHE_DIR": str(cache)}))
+            shutil.rmtree(cache, ignore_errors=True)
+        log("bootstrap: cold without uv on PATH (venv + pip installs uv, then uv)")
+        no_uv_path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "uv").exists())
+        cold_no_uv = []
+        for _ in range(2):
+            shutil.rmtree(project.root / ".venv", ignore_errors=True)
+            cache = Path(tempfile.mkdtemp(prefix="jt-uv-cache-"))
+            cold_no_uv.append(
+                project.timed("bootstrap", env={"UV_CACHE_DIR": str(cache), "PATH": no_uv_path, "PIP_NO_CACHE_DIR": "1"})
+            )
+            shutil.rmtree(cache, ignore_errors=True)
+        log("bootstrap: warm (uv cache, no venv)")
+        warm = []
+        for _ in range(3):
+            shutil.rmtree(project.root / ".venv", ignore_errors=True)
+            warm.append(project.timed("bootstrap"))
+        log("bootstrap: no-op")
+        noop = [project.timed("bootstrap") for _ in range(10)]
+        pip_baseline = []
+        if not options.no_pip_baseline:
+            log("baseline: python -m venv + pip install jupyterlab ipykernel (~40 s)")
+            venv = work / "pip-venv"
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "jupyterlab==4.6.6", "ipykernel==7.4.0"],
+                check=True,
+            )
+            pip_baseline.append(time.perf_counter() - started)
+        baseline = fmt(pip_baseline) if pip_baseline else "(skipped)"
+        rows += [
+            ("bootstrap, cold: empty uv cache, no venv", fmt(cold), baseline, "as fast as the network allows", "ok"),
+            ("bootstrap, cold without uv on PATH", fmt(cold_no_uv), baseline, "as fast as the network allows", "ok"),
+            ("bootstrap, warm: uv cache, no venv", fmt(warm), "", "≤ 3 s", "ok" if statistics.median(warm) <= 3 else "MISSED"),
+            ("bootstrap, no-op: nothing changed", fmt(noop), "", "≤ 0.3 s", "ok" if statistics.median(noop) <= 0.3 else "MISSED"),
+        ]
+
+        # --- start / stop ------------------------------------------------------------
+        project.run("bootstrap")
+        app_start, bare_starts, app_stop, bare_stops = [], [], [], []
+        for rep in range(options.reps):
+            log(f"start/stop, idle: round {rep + 1} of {options.reps}")
+            # Alternate the order so a warming machine favours neither side.
+            for side in ("app", "bare") if rep % 2 == 0 else ("bare", "app"):
+                if side == "app":
+                    app_start.append(project.timed("start", "--no-open"))
+                    app_stop.append(project.timed("stop"))
+                else:
+                    seconds, server = bare_start(project)
+                    bare_starts.append(seconds)
+                    bare_stops.append(bare_stop(server))
+        ratio = statistics.median(app_start) / statistics.median(bare_starts)
+        overhead = statistics.median(app_start) - statistics.median(bare_starts)
+        rows.append(
+            (
+                "start until the URL is printed",
+                fmt(app_start),
+                fmt(bare_starts),
+                "ratio ≤ 1.03 (overhead < 0.2 s)",
+                f"{'ok' if ratio <= 1.03 or overhead < 0.2 else 'MISSED'}: ratio {ratio:.3f}, {overhead * 1000:+.0f} ms",
+            )
+        )
+        rows.append(("stop, idle", fmt(app_stop), fmt(bare_stops), "≤ 1 s, nothing left", verdict_stop(app_stop, project)))
+
+        busy_app, busy_bare = [], []
+        for rep in range(max(2, options.reps // 2)):
+            log(f"stop with 3 busy kernels: round {rep + 1}")
+            project.run("start", "--no-open")
+            start_busy_kernels(project, *project.token_url())
+            busy_app.append(project.timed("stop"))
+            left_app = project.leftovers()
+            seconds, server = bare_start(project)
+            start_busy_kernels(project, f"http://127.0.0.1:{PORT}", bare_token(project, server))
+            busy_bare.append(bare_stop(server))
+            left_bare = project.leftovers()
+            for pid in left_bare:  # the bare server's stragglers: the benchmark cleans up
+                os.kill(pid, signal.SIGKILL)
+        rows.append(
+            (
+                "stop, 3 busy kernels",
+                fmt(busy_app),
+                f"{fmt(busy_bare)}, {len(left_bare)} left",
+                "≤ 1 s, nothing left",
+                verdict_stop(busy_app, project, left_app),
+            )
+        )
+
+        # --- status --------------------------------------------------------------------
+        log("status with 20 stale runtime files")
+        runtime = project.root / ".jupyter_runtime"
+        status_times = []
+        for _ in range(10):
+            for i in range(20):
+                (runtime / f"jpserver-{4_000_000 + i}.json").write_text('{"pid": 1}')
+                (runtime / f"jpserver-{4_000_000 + i}-open.html").write_text("")
+            started = time.perf_counter()
+            project.run("status", check=False)
+            status_times.append(time.perf_counter() - started)
+            assert not list(runtime.glob("jpserver-4*")), "status must clean stale files"
+        rows.append(
+            ("status, 20 stale runtime files", fmt(status_times), "", "≤ 150 ms", "ok" if statistics.median(status_times) <= 0.15 else "MISSED")
+        )
+    finally:
+        if "project" in locals():
+            project.run("stop", check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+    if options.suite:
+        for label, args, target, limit in (
+            ("test suite, fast subset (-m 'not slow')", ["-m", "not slow"], "≤ 1 min", 60),
+            ("test suite, whole", [], "≤ 15 min on 2 cores", 900),
+        ):
+            print(f"bench: {label}", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            subprocess.run(["uv", "run", "pytest", "-q", "-p", "no:warnings", *args], cwd=REPO, check=True, capture_output=True)
+            seconds = time.perf_counter() - started
+            rows.append((label, f"{seconds:.0f} s", "", target, "ok" if seconds <= limit else "MISSED"))
+
+    table = render_table(rows)
+    print(table)
+    if options.write_readme:
+        write_readme(table)
+    return 0
+
+
+def verdict_stop(samples: list[float], project: Project, left: list[int] | None = None) -> str:
+    left = project.leftovers() if left is None else left
+    fast = statistics.median(samples) <= 1
+    return f"{'ok' if fast and not left else 'MISSED'}: {len(left)} processes left"
+
+
+def render_table(rows) -> str:
+    lines = [
+        f"Measured on {machine()}; min / median / max.",
+        "",
+        "| measure | app.sh | baseline | target | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_readme(table: str) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    readme.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
