@@ -156,6 +156,36 @@ class Project:
         return left
 
 
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory) -> Path:
+    """The template as it is in the working tree, committed to a repository of its own.
+
+    `copier update` needs the template version a project was rendered from to exist
+    as a commit; a dirty working tree has none.
+    """
+    repo = tmp_path_factory.mktemp("template")
+    files = git(TEMPLATE, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, files):
+        source = TEMPLATE / name
+        if source.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "template")
+    return repo
+
+
 def render(copie, **answers) -> Path:
     result = copie.copy(extra_answers={"project_name": "demo", **TEST_PORTS, **answers})
     assert result.exit_code == 0 and result.exception is None, result.exception

@@ -62,8 +62,8 @@ def test_bad_input_is_a_usage_error_that_changes_nothing(rendered: Project, args
 def test_status_of_a_project_never_bootstrapped_says_what_to_do(rendered: Project):
     result = rendered.run("status")
     assert result.returncode == 3
-    assert "venv:     missing; run: scripts/app.sh bootstrap" in result.stdout
-    assert "server:   not running" in result.stdout
+    assert "venv:      missing; run: scripts/app.sh bootstrap" in result.stdout
+    assert "server:    not running" in result.stdout
 
 
 def test_url_and_stop_when_nothing_runs(rendered: Project):

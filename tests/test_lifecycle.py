@@ -137,10 +137,10 @@ def test_start_serves_jupyterlab_on_a_free_port_with_the_pid_file_and_token(proj
 
     status = project.run("status")
     assert status.returncode == 0
-    assert f"server:   running (PID {pid})" in status.stdout
-    assert f"port:     {info['port']}" in status.stdout
-    assert f"url:      {url}" in status.stdout
-    assert "orphans:  none" in status.stdout
+    assert f"server:    running (PID {pid})" in status.stdout
+    assert f"port:      {info['port']}" in status.stdout
+    assert f"url:       {url}" in status.stdout
+    assert "orphans:   none" in status.stdout
     assert project.run("url").stdout.strip() == url
 
     stop = project.run("stop")
@@ -367,7 +367,7 @@ def test_a_killed_server_leaves_kernels_that_status_reports_and_stop_removes(pro
 
     status = project.run("status")
     assert status.returncode == 4, status.output
-    assert "server:   dead" in status.stdout
+    assert "server:    dead" in status.stdout
     assert f"kernels without their server: PID {kernel_pid}" in status.stdout
 
     stop = project.run("stop")
@@ -551,6 +551,6 @@ def test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink(make_
     status = via_link.run("status", cwd=tmp_path)
     assert status.returncode == 0, status.output
     assert f"PID {project.server_pid()}" in status.stdout
-    assert "orphans:  none" in status.stdout
+    assert "orphans:   none" in status.stdout
     assert via_link.run("stop").returncode == 0
     assert not project.processes()

@@ -166,3 +166,12 @@ def test_copying_into_a_directory_keeps_its_requirements_txt(tmp_path):
     run_copy(str(TEMPLATE), str(tmp_path), data={"project_name": "demo"}, defaults=True, unsafe=True, quiet=True)
     assert (tmp_path / "requirements.txt").read_text() == "numpy\n"
     assert (tmp_path / "scripts/app.sh").is_file()
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_server_side_execution_is_a_rendered_constant(copie, enabled):
+    root = render(copie, server_side_execution=enabled)
+    script = (root / "scripts/app.sh").read_text()
+    assert f"SERVER_SIDE_EXECUTION={'true' if enabled else 'false'}\n" in script
+    answers = yaml.safe_load((root / ".copier-answers.yml").read_text())
+    assert answers["server_side_execution"] is enabled

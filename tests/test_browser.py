@@ -1,0 +1,122 @@
+"""In a real browser: a user runs a slow cell, closes the tab, comes back later.
+
+Playwright drives Debian's Chromium (browsers cannot be downloaded here) through
+JupyterLab. With server-side execution every line the cell printed is there when the
+notebook is reopened; without it, the lines printed while no tab was open are lost.
+Skipped, saying why, only where no Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Project
+from test_server_side_execution import sse, sse_project  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.slow
+
+LINES = 10
+CELL = f"import time\nfor i in range({LINES}):\n    print('line', i, flush=True)\n    time.sleep(1)"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+def prepare(project: Project, kernel: str) -> str:
+    """A notebook with one slow cell, and JupyterLab settings that keep dialogs away."""
+    settings = project.root / ".jupyter_config/lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    notebook = {
+        "cells": [{"cell_type": "code", "id": "slow", "metadata": {}, "source": CELL, "outputs": [], "execution_count": None}],
+        "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (project.root / "notebooks/slow.ipynb").write_text(json.dumps(notebook))
+    return project.run("url").stdout.strip().replace("/lab?", "/lab/tree/slow.ipynb?")
+
+
+def kernel_connected(project: Project) -> bool:
+    """The page's kernel websocket is open and the kernel idle, as the server sees it.
+
+    JupyterLab shows "Idle" before its kernel connection is up, and a cell run then
+    is silently dropped; the server's own count of connections is the real signal."""
+    status, kernels = project.api("GET", "/api/kernels")
+    return status == 200 and any(k["connections"] >= 1 and k["execution_state"] == "idle" for k in kernels)
+
+
+def open_notebook(browser, project: Project, url: str):
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell", timeout=60_000)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    deadline = time.monotonic() + 60
+    while not kernel_connected(project):
+        assert time.monotonic() < deadline, "the page never connected to its kernel"
+        time.sleep(0.2)
+    return page
+
+
+def output_lines(page) -> list[str]:
+    text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea").first.inner_text()
+    return [line for line in text.splitlines() if line.startswith("line")]
+
+
+def run_close_and_reopen(browser, project: Project, url: str) -> list[str]:
+    page = open_notebook(browser, project, url)
+    page.locator(".jp-CodeCell .cm-content").first.click()
+    page.keyboard.press("Shift+Enter")
+    try:
+        page.wait_for_function(
+            "() => document.querySelector('.jp-OutputArea') && document.querySelector('.jp-OutputArea').innerText.includes('line 1')",
+            timeout=60_000,
+        )
+    except Exception:
+        page.screenshot(path=str(Path("/tmp") / f"jt-browser-{int(time.time())}.png"))
+        raise
+    page.close()  # the user closes the tab while the cell runs
+    time.sleep(LINES + 3)  # ...and comes back after it has finished
+    page = open_notebook(browser, project, url)
+    try:
+        page.wait_for_function(
+            f"() => document.querySelector('.jp-OutputArea') && document.querySelector('.jp-OutputArea').innerText.includes('line {LINES - 1}')",
+            timeout=10_000,
+        )
+    except Exception:
+        pass  # absent: the assertion below says what was seen
+    lines = output_lines(page)
+    page.close()
+    return lines
+
+
+def test_with_server_side_execution_a_reopened_notebook_shows_every_line(sse: Project, browser):  # noqa: F811
+    sse.start()
+    lines = run_close_and_reopen(browser, sse, prepare(sse, "sse-proj"))
+    assert lines == [f"line {i}" for i in range(LINES)]
+    saved = json.loads((sse.root / "notebooks/slow.ipynb").read_text())["cells"][0]["outputs"]
+    assert f"line {LINES - 1}" in "".join("".join(o.get("text", "")) for o in saved)
+
+
+def test_without_it_the_lines_printed_while_the_tab_was_closed_are_lost(project: Project, browser):
+    project.start()
+    lines = run_close_and_reopen(browser, project, prepare(project, "e2e-proj"))
+    assert f"line {LINES - 1}" not in lines
