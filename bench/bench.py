@@ -164,7 +164,8 @@ def bare_token(project: Project, server: subprocess.Popen) -> str:
 def render(where: Path, name: str) -> Project:
     from copier import run_copy
 
-    run_copy(str(REPO), str(where), data={"project_name": name, **RANGE}, defaults=True, unsafe=True, quiet=True)
+    # HEAD: the working tree, not the latest release tag copier would pick by default.
+    run_copy(str(REPO), str(where), data={"project_name": name, **RANGE}, defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD")
     return Project(where)
 
 

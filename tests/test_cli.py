@@ -101,3 +101,26 @@ def test_the_script_can_be_sourced_without_running_anything(rendered: Project):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "demo\n" and result.stderr == ""
+
+
+def test_status_json_is_one_object_for_tools(rendered: Project):
+    import json
+
+    result = rendered.run("status", "--json")
+    assert result.returncode == 3
+    status = json.loads(result.stdout)
+    assert status["project"] == "demo" and status["spec_version"] == "1.0"
+    assert status["template_version"] and status["template_version"] != "unknown"
+    assert status["venv"] == "missing" and status["server"] == "not running"
+    assert status["pid"] is None and status["url"] is None
+    assert status["orphan_servers"] == [] and status["exit_code"] == 3
+
+
+def test_doctor_names_every_unmet_requirement_with_its_fix(rendered: Project):
+    result = rendered.run("doctor")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("FAIL  venv bootstrapped") and "scripts/app.sh bootstrap" in line for line in lines)
+    assert any(line.startswith("FAIL  kernel in the venv (spec 2)") for line in lines)
+    assert any(line.startswith("PASS  git-ignored state (spec 10)") for line in lines)
+    assert "requirement(s) not met" in result.stderr

@@ -1,0 +1,17 @@
+# scripts/app.local.sh: this project's own settings for scripts/app.sh.
+#
+# app.sh sources this file (as bash) before every command. The template creates it
+# once and never changes it again, so what you set here survives every
+# `copier update` without a merge conflict. Leave scripts/app.sh itself to the template.
+#
+# Arguments added to `jupyter lab`. app.sh puts its own after them, so the binding
+# to 127.0.0.1, the port and the token cannot be overridden from here.
+# JUPYTER_EXTRA_ARGS+=(--ServerApp.iopub_data_rate_limit=1e10)
+# JUPYTER_EXTRA_ARGS+=(--LabApp.default_url=/lab/tree/README.md)
+#
+# Environment for the server and its kernels:
+# export PYTHONWARNINGS=ignore::DeprecationWarning
+#
+# app.sh's own settings (see `scripts/app.sh help`):
+# export APP_START_TIMEOUT=300
+# export APP_PYTHON=python3.12

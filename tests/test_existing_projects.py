@@ -1,0 +1,279 @@
+"""Existing projects and `copier update`: adopt the conventions without losing a line,
+then resync from every later version. Real copier CLI, real git, real servers.
+
+Copier runs migrations only between tagged versions, so these tests work on a
+temporary clone of the template where they make the tags (and later versions) they
+need, as a release would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TEMPLATE, TEST_PORTS, Project, git, leave_nothing_behind, pid_alive, process_table
+
+pytestmark = pytest.mark.slow
+
+LEGACY_APP_SH = """#!/usr/bin/env bash
+# A hand-written lifecycle script, as projects had before the template (spec v1.0
+# snippets, PID file in .run/ as section 4 allows).
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export JUPYTER_CONFIG_DIR="$ROOT/.jupyter_config" JUPYTER_DATA_DIR="$ROOT/.jupyter_data"
+export JUPYTER_RUNTIME_DIR="$ROOT/.jupyter_runtime" IPYTHONDIR="$ROOT/.ipython"
+export MPLCONFIGDIR="$ROOT/.cache/matplotlib"
+mkdir -p "$ROOT/.run" "$ROOT/.logs"
+nohup "$JUPYTER" lab --port=18930 --no-browser --ip=127.0.0.1 --allow-root \\
+  --notebook-dir="$ROOT/notebooks" > "$ROOT/.logs/legacy.log" 2>&1 &
+echo $! > "$ROOT/.run/jupyter.pid"
+"""
+
+
+def copier_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The copier command line, as a user runs it: no TTY."""
+    return subprocess.run(
+        [sys.executable, "-m", "copier", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message, "--allow-empty")
+
+
+@pytest.fixture
+def releases(template_repo: Path, tmp_path: Path):
+    """A clone of the template to cut releases from: release(tag, change) commits
+    `change(clone)` (if any) and tags it."""
+    clone = tmp_path / "template-clone"
+    git(tmp_path, "clone", "-q", str(template_repo), str(clone))
+
+    def release(tag: str, change=None) -> Path:
+        if change is not None:
+            change(clone)
+            commit_all(clone, f"release {tag}")
+        git(clone, "tag", tag)
+        return clone
+
+    return release
+
+
+def conflict_leftovers(root: Path) -> list[str]:
+    """Files a failed merge leaves: .rej/.orig files, conflict markers."""
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in (".venv", ".git")]
+        for name in files:
+            path = Path(directory) / name
+            if name.endswith((".rej", ".orig")):
+                found.append(str(path))
+            elif path.is_file() and path.stat().st_size < 1_000_000:
+                text = path.read_text(errors="replace")
+                if "<<<<<<< " in text or ">>>>>>> " in text:
+                    found.append(str(path))
+    return found
+
+
+def test_an_existing_project_adopts_the_template_without_losing_a_line(template_repo, bootstrapped_project, tmp_path):
+    root = tmp_path / "legacy"
+    (root / "scripts").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    user_files = {
+        ".gitignore": "# mine\n*.csv\n.venv\n",
+        "README.md": "# Legacy analysis\n",
+        "requirements.txt": "iniconfig==2.1.0\n",
+        "notebooks/analysis.ipynb": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+        "scripts/app.sh": LEGACY_APP_SH,
+    }
+    for name, text in user_files.items():
+        (root / name).write_text(text)
+    (root / "scripts/app.sh").chmod(0o755)
+    git(root, "init", "-q")
+    commit_all(root, "legacy project")
+
+    # The old script's server is running when the user adopts the template.
+    jupyter = str(bootstrapped_project.root / ".venv/bin/jupyter")
+    subprocess.run([str(root / "scripts/app.sh")], env={**os.environ, "JUPYTER": jupyter}, check=True)
+    legacy_pid = int((root / ".run/jupyter.pid").read_text())
+    project = Project(root)
+    try:
+        deadline = time.monotonic() + 60
+        while not (root / f".jupyter_runtime/jpserver-{legacy_pid}.json").exists():
+            assert time.monotonic() < deadline and pid_alive(legacy_pid), "the legacy server did not start"
+            time.sleep(0.2)
+
+        result = copier_cli("copy", "--trust", "--defaults", "-d", "project_name=legacy", "-d", "port_range_start=18930",
+                            "-d", "port_range_end=18939", str(template_repo), ".", cwd=root)
+        assert result.returncode == 0, result.stderr
+
+        # Nothing the user wrote is overwritten or lost.
+        for name in ("README.md", "requirements.txt", "notebooks/analysis.ipynb"):
+            assert (root / name).read_text() == user_files[name], name
+        assert (root / "scripts/app.sh.pre-template").read_text() == LEGACY_APP_SH
+        assert "kept your previous scripts/app.sh" in result.stderr
+        gitignore = (root / ".gitignore").read_text()
+        assert gitignore.startswith(user_files[".gitignore"])
+        assert gitignore.splitlines().count(".logs/") == 1 and ".venv/" not in gitignore.splitlines()
+        assert "Generated by jupyter-template" in project.app.read_text()
+        assert not (root / "scripts/app.sh.new").exists()
+
+        # The new script sees the old server through spec 4's other PID file, and stops it.
+        status = project.run("status")
+        assert status.returncode == 0, status.output
+        assert f"running (PID {legacy_pid})" in status.stdout
+        stop = project.run("stop")
+        assert stop.returncode == 0 and f"stopped JupyterLab (PID {legacy_pid})" in stop.stderr
+        assert not pid_alive(legacy_pid)
+        assert not (root / ".run/jupyter.pid").exists()
+
+        # Bootstrap installs the project's own dependencies and warns about a kernel of
+        # the same name in the user's kernel directory (spec 2's collision).
+        home = tmp_path / "home"
+        (home / ".local/share/jupyter/kernels/legacy").mkdir(parents=True)
+        env = {"HOME": str(home)}
+        boot = project.run("bootstrap", env=env)
+        assert boot.returncode == 0, boot.output
+        assert "requirements.txt" in boot.stderr
+        assert "jupyter kernelspec remove legacy" in boot.stderr
+        assert subprocess.run([str(root / ".venv/bin/python"), "-c", "import iniconfig"]).returncode == 0
+
+        doctor = project.run("doctor", env=env)
+        assert doctor.returncode == 1
+        assert "FAIL  no kernel of that name for the user (spec 2)" in doctor.stdout
+        commit_all(root, "adopted jupyter-template")
+        healthy = project.run("doctor")
+        assert healthy.returncode == 0, healthy.stdout
+        assert "FAIL" not in healthy.stdout
+    finally:
+        leave_nothing_behind(project)
+
+
+def test_bootstrap_reads_dependencies_from_pyproject_toml(make_project):
+    project = make_project("pyproj", bootstrapped=False)
+    (project.root / "pyproject.toml").write_text('[project]\nname = "pyproj"\nversion = "0"\ndependencies = ["iniconfig==2.1.0"]\n')
+    result = project.run("bootstrap")
+    assert result.returncode == 0, result.output
+    assert "pyproject.toml" in result.stderr
+    assert subprocess.run([str(project.root / ".venv/bin/python"), "-c", "import iniconfig"]).returncode == 0
+
+
+def change_script_comment(clone: Path) -> None:
+    script = clone / "template/scripts/app.sh.jinja"
+    text = script.read_text()
+    script.write_text(text.replace("# --- main ---", "# --- main (new release) ---", 1))
+
+
+def render_at(template: Path, tag: str, root: Path, **answers) -> Project:
+    data = {"project_name": root.name, **TEST_PORTS, **answers}
+    args = ["copy", "--trust", "--defaults", "--vcs-ref", tag]
+    for key, value in data.items():
+        args += ["-d", f"{key}={value}"]
+    result = copier_cli(*args, str(template), str(root), cwd=root.parent)
+    assert result.returncode == 0, result.stderr
+    git(root, "init", "-q")
+    commit_all(root, f"rendered at {tag}")
+    return Project(root)
+
+
+def test_update_keeps_customisations_without_conflicts(releases, tmp_path):
+    old = releases("v1.0.0")
+    project = render_at(old, "v1.0.0", tmp_path / "custom")
+    assert "jupyter-template v1.0.0" in project.run("--version").stdout
+
+    # Customised the documented way, plus the user's own ignore lines.
+    local = project.root / "scripts/app.local.sh"
+    local.write_text(local.read_text() + "JUPYTER_EXTRA_ARGS+=(--ServerApp.iopub_msg_rate_limit=4321)\n")
+    with open(project.root / ".gitignore", "a") as gitignore:
+        gitignore.write("data/\n")
+    commit_all(project.root, "customised")
+
+    releases("v1.1.0", change_script_comment)
+    doctor = project.run("doctor")
+    assert "FAIL  template up to date" in doctor.stdout and "copier update" in doctor.stdout
+
+    result = copier_cli("update", "--trust", "--defaults", cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    assert conflict_leftovers(project.root) == []
+    assert "--ServerApp.iopub_msg_rate_limit=4321" in local.read_text()
+    assert "data/" in (project.root / ".gitignore").read_text().splitlines()
+    assert "# --- main (new release) ---" in project.app.read_text()
+    assert "jupyter-template v1.1.0" in project.run("--version").stdout
+    assert "jupyter-template v1.1.0" in project.run("status").stdout
+    commit_all(project.root, "updated")
+    assert "PASS  template up to date" in project.run("doctor").stdout
+
+
+def test_the_customisation_home_reaches_the_server_but_not_its_guarantees(make_project):
+    project = make_project("extra-args")
+    local = project.root / "scripts/app.local.sh"
+    original = local.read_text()
+    local.write_text(original + "JUPYTER_EXTRA_ARGS+=(--ServerApp.iopub_msg_rate_limit=4321)\n")
+    project.start()
+    args = dict((p, a) for p, _, a in process_table())[project.server_pid()]
+    assert "--ServerApp.iopub_msg_rate_limit=4321" in args
+    project.run("stop")
+
+    for forbidden in ("--ip=0.0.0.0", "--ServerApp.token=", "--port=9999", "--IdentityProvider.token=x"):
+        local.write_text(original + f"JUPYTER_EXTRA_ARGS+=({forbidden})\n")
+        result = project.run("start", "--no-open")
+        assert result.returncode == 1, forbidden
+        assert f"JUPYTER_EXTRA_ARGS may not set {forbidden.split('=')[0]}" in result.stderr
+        assert not project.pid_file.exists()
+
+
+def test_a_broken_local_config_is_a_clear_error(rendered):
+    (rendered.root / "scripts/app.local.sh").write_text("false\n")
+    result = rendered.run("status")
+    assert result.returncode == 1
+    assert "scripts/app.local.sh failed" in result.stderr
+
+
+def test_the_v1_migration_moves_a_running_servers_pid_file(releases, tmp_path):
+    old = releases("v0.9.0")
+    project = render_at(old, "v0.9.0", tmp_path / "migrating")
+    try:
+        # An older script kept the running server's PID at .run/jupyter.pid.
+        project.start()
+        pid = project.server_pid()
+        (project.root / ".run").mkdir()
+        project.pid_file.rename(project.root / ".run/jupyter.pid")
+        commit_all(project.root, "server running, PID in .run/")
+
+        releases("v1.0.0", change_script_comment)
+        result = copier_cli("update", "--trust", "--defaults", cwd=project.root)
+        assert result.returncode == 0, result.stderr
+        assert "moved .run/jupyter.pid to .logs/jupyter.pid" in result.stderr
+        assert conflict_leftovers(project.root) == []
+        assert project.server_pid() == pid
+        status = project.run("status")
+        assert status.returncode == 0 and f"running (PID {pid})" in status.stdout
+        assert project.run("stop").returncode == 0
+        assert not pid_alive(pid)
+    finally:
+        leave_nothing_behind(project)
+
+
+RELEASED = sorted(t for t in git(TEMPLATE, "tag", "--list", "v*").split() if t)
+
+
+@pytest.mark.parametrize("tag", RELEASED)
+def test_every_released_version_updates_cleanly_to_head(tag, template_repo, tmp_path):
+    clone = tmp_path / "released"
+    git(tmp_path, "clone", "-q", str(TEMPLATE), str(clone))
+    project = render_at(clone, tag, tmp_path / "from-release")
+    git(clone, "checkout", "-q", "--detach")
+    result = copier_cli("update", "--trust", "--defaults", "--vcs-ref", "HEAD", cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    assert conflict_leftovers(project.root) == []
