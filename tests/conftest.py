@@ -186,6 +186,20 @@ def template_repo(tmp_path_factory) -> Path:
     return repo
 
 
+def assert_reported_and_left_alone(project: Project, server: subprocess.Popen) -> None:
+    """A Jupyter server app.sh did not start, in this project: status names it,
+    start warns about it, stop leaves it running."""
+    status = project.run("status")
+    assert status.returncode == 4, status.output
+    assert f"servers not tracked by the PID file: PID {server.pid}" in status.stdout
+    started = project.run("start", "--no-open")
+    assert started.returncode == 0, started.output
+    assert f"another Jupyter server runs in this project, not started by app.sh: PID {server.pid}" in started.stderr
+    stop = project.run("stop")
+    assert f"not stopping PID {server.pid}" in stop.stderr
+    assert server.poll() is None
+
+
 def render(copie, **answers) -> Path:
     result = copie.copy(extra_answers={"project_name": "demo", **TEST_PORTS, **answers})
     assert result.exit_code == 0 and result.exception is None, result.exception

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, pid_alive, process_table
+from conftest import Project, assert_reported_and_left_alone, pid_alive, process_table
 from test_lifecycle import listening_socket, wait_for
 
 pytestmark = pytest.mark.slow
@@ -173,15 +173,7 @@ def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Proj
     )
     try:
         wait_for(lambda: any(p == by_hand.pid and "jupyter" in a for p, _, a in process_table()), timeout=30)
-        status = project.run("status")
-        assert status.returncode == 4, status.output
-        assert f"servers not tracked by the PID file: PID {by_hand.pid}" in status.stdout
-        started = project.run("start", "--no-open")
-        assert started.returncode == 0
-        assert f"another Jupyter server runs in this project, not started by app.sh: PID {by_hand.pid}" in started.stderr
-        stop = project.run("stop")
-        assert f"not stopping PID {by_hand.pid}" in stop.stderr
-        assert by_hand.poll() is None
+        assert_reported_and_left_alone(project, by_hand)
     finally:
         by_hand.terminate()
         by_hand.wait(timeout=30)

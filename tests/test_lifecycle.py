@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, pid_alive, process_table
+from conftest import Project, assert_reported_and_left_alone, pid_alive, process_table
 
 pytestmark = pytest.mark.slow
 
@@ -419,12 +419,7 @@ def test_a_stock_jupyter_lab_in_the_project_is_reported_and_not_stopped(project:
     )
     try:
         wait_for(lambda: (project.runtime_dir / f"jpserver-{stock.pid}.json").exists(), timeout=60)
-        status = project.run("status")
-        assert status.returncode == 4
-        assert f"servers not tracked by the PID file: PID {stock.pid}" in status.stdout
-        stop = project.run("stop")
-        assert f"not stopping PID {stock.pid}" in stop.stderr
-        assert stock.poll() is None
+        assert_reported_and_left_alone(project, stock)
     finally:
         stock.terminate()
         stock.wait(timeout=30)
