@@ -549,3 +549,24 @@ def test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink(make_
     assert "orphans:   none" in status.stdout
     assert via_link.run("stop").returncode == 0
     assert not project.processes()
+
+
+def test_a_restart_from_another_terminal_keeps_the_new_servers_pid_file(project: Project):
+    foreground = subprocess.Popen(
+        [str(project.app), "start", "--foreground", "--no-open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        read_line(foreground.stdout, timeout=120)
+        old = project.server_pid()
+        assert project.run("restart", "--no-open").returncode == 0
+        foreground.wait(timeout=60)  # its server is gone: the foreground command ends
+        new = project.server_pid()
+        assert new != old and pid_alive(new)
+        assert project.run("status").returncode == 0
+    finally:
+        if foreground.poll() is None:
+            foreground.kill()
