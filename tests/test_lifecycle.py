@@ -267,6 +267,33 @@ def test_two_projects_started_at_the_same_moment_get_different_ports(make_projec
     assert len(ports) == 2
 
 
+# Jupyter writes its runtime file before it binds its port: while a server that lost
+# the race for a port is still starting, the port answers, but for another server.
+# Here a short-lived process plays the loser, its runtime file naming the port of the
+# project's real, running server.
+LOSER_OF_A_PORT_RACE = """
+source scripts/app.sh
+resolve_project_root
+set_paths
+sleep 1 &
+printf '{\\n  "port": %s,\\n  "url": "http://127.0.0.1:%s/",\\n  "token": "not-the-answering-servers"\\n}\\n' \\
+    "$1" "$1" >"$JUPYTER_RUNTIME_DIR/jpserver-$!.json"
+status=0
+wait_until_ready $! || status=$?
+rm -f "$JUPYTER_RUNTIME_DIR/jpserver-$!.json"
+echo "wait_until_ready: $status"
+"""
+
+
+def test_a_port_answered_by_another_server_is_not_taken_for_ours(project: Project):
+    project.start()
+    port = project.server_info()["port"]
+    result = subprocess.run(
+        ["bash", "-c", LOSER_OF_A_PORT_RACE, "bash", str(port)], cwd=project.root, capture_output=True, text=True, timeout=60
+    )
+    assert "wait_until_ready: 1" in result.stdout, result.stdout + result.stderr
+
+
 def test_concurrent_starts_in_one_project_share_one_server(project: Project):
     procs = [
         subprocess.Popen([str(project.app), "start", "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -339,6 +366,7 @@ from jupyter_client import BlockingKernelClient
 client = BlockingKernelClient()
 client.load_connection_file(sys.argv[1])
 client.start_channels()
+client.wait_for_ready(timeout=30)  # iopub subscribed: the busy status cannot be missed
 client.execute("import re; re.match(r'(a+)+$', 'a' * 64 + 'b')")  # holds the GIL for ages
 deadline = time.monotonic() + 20
 while time.monotonic() < deadline:
