@@ -48,6 +48,21 @@ def test_stop_racing_start_leaves_no_orphan(project: Project):
         assert not project.processes()
 
 
+def test_many_commands_at_once_in_one_project_each_wait_their_turn(rendered: Project):
+    # Contention on the project lock: a command whose mkdir lost to a holder that
+    # released the lock a moment later must try again, not report a full disk.
+    for _ in range(15):
+        stops = [
+            subprocess.Popen([str(rendered.app), "stop"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(8)
+        ]
+        for stop in stops:
+            _, err = stop.communicate(timeout=60)
+            assert stop.returncode == 0, err
+            assert "not running" in err
+    assert not (rendered.root / ".logs" / "app.lock").exists()
+
+
 def test_every_port_taken_names_who_holds_them(make_project):
     holder = make_project("holder", port_range_start=18960, port_range_end=18969)
     holder.start("--port", "18920")
