@@ -63,6 +63,42 @@ def test_many_commands_at_once_in_one_project_each_wait_their_turn(rendered: Pro
     assert not (rendered.root / ".logs" / "app.lock").exists()
 
 
+# Each round: a lock left by an app.sh that died, then 8 commands at once. Each takes the
+# lock (sourcing app.sh, as main would) and proves it is alone while holding it.
+LOCK_LEFT_BY_A_DEAD_COMMAND = """
+holder() {
+    source scripts/app.sh
+    resolve_project_root
+    set_paths
+    acquire_lock 2>/dev/null
+    echo took-the-lock
+    mkdir .logs/alone 2>/dev/null || echo two-holders-at-once
+    sleep 0.05
+    rmdir .logs/alone 2>/dev/null
+    release_lock
+}
+mkdir -p .logs
+for ((round = 0; round < 30; round++)); do
+    sleep 0 & dead=$!
+    wait $dead
+    mkdir -p .logs/app.lock && echo $dead >.logs/app.lock/pid
+    for ((i = 0; i < 8; i++)); do (holder) & done
+    wait
+done
+"""
+
+
+def test_a_lock_left_by_a_dead_command_is_broken_once(rendered: Project):
+    # Commands that all saw the same stale lock must not each remove it: the later
+    # ones would remove the lock the first had just taken. Failed ~3 rounds in 100.
+    result = subprocess.run(
+        ["bash", "-c", LOCK_LEFT_BY_A_DEAD_COMMAND], cwd=rendered.root, capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.count("took-the-lock") == 30 * 8, result.stdout + result.stderr
+    assert "two-holders-at-once" not in result.stdout
+    assert sorted(p.name for p in (rendered.root / ".logs").iterdir()) == []
+
+
 def test_every_port_taken_names_who_holds_them(make_project):
     holder = make_project("holder", port_range_start=18960, port_range_end=18969)
     holder.start("--port", "18920")
