@@ -213,7 +213,8 @@ def rendered(copie) -> Project:
 
 
 def bootstrap(project: Project) -> None:
-    result = project.run("bootstrap", timeout=600)
+    # As in many container images (and CI): Python never caches bytecode itself.
+    result = project.run("bootstrap", timeout=600, env={"PYTHONDONTWRITEBYTECODE": "1"})
     assert result.returncode == 0, result.output
 
 

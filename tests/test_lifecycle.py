@@ -70,6 +70,15 @@ def test_a_second_bootstrap_with_nothing_changed_does_nothing(bootstrapped_proje
     assert "installing" not in result.stderr
 
 
+def test_bootstrap_compiles_bytecode_when_python_is_told_not_to_cache_it(bootstrapped_project: Project):
+    # The session bootstraps with PYTHONDONTWRITEBYTECODE=1, as container images do:
+    # without compiled bytecode, every start would compile JupyterLab's imports anew.
+    site_packages = next((bootstrapped_project.root / ".venv/lib").glob("python3.*/site-packages"))
+    # A module no server start imports: it was compiled by bootstrap, not by a start.
+    assert list((site_packages / "jupyterlab/__pycache__").glob("browser_check.*.pyc"))
+    assert list((site_packages / "jupyter_server/__pycache__").glob("serverapp.*.pyc"))
+
+
 def test_bootstrap_installs_the_projects_own_dependencies(make_project):
     project = make_project("deps", bootstrapped=False)
     (project.root / "requirements.txt").write_text("iniconfig==2.1.0\n")
