@@ -31,6 +31,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text("{}\n")
     os.environ["COPIER_SETTINGS_PATH"] = str(settings)
+    # Python's default, whatever the machine says: each test venv caches the bytecode
+    # of what it runs. The session's project is bootstrapped with the variable set.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @dataclass
@@ -212,9 +215,8 @@ def rendered(copie) -> Project:
     return Project(render(copie))
 
 
-def bootstrap(project: Project) -> None:
-    # As in many container images (and CI): Python never caches bytecode itself.
-    result = project.run("bootstrap", timeout=600, env={"PYTHONDONTWRITEBYTECODE": "1"})
+def bootstrap(project: Project, env: dict | None = None) -> None:
+    result = project.run("bootstrap", timeout=600, env=env)
     assert result.returncode == 0, result.output
 
 
@@ -222,7 +224,9 @@ def bootstrap(project: Project) -> None:
 def bootstrapped_project(copie_session) -> Project:
     """One rendered and bootstrapped project shared by the session's tests."""
     project = Project(render(copie_session, project_name="e2e-proj", display_name="E2E Proj"))
-    bootstrap(project)
+    # As in many container images: Python never caches bytecode itself, so bootstrap
+    # must compile it, or every start recompiles JupyterLab's imports.
+    bootstrap(project, env={"PYTHONDONTWRITEBYTECODE": "1"})
     return project
 
 

@@ -86,6 +86,7 @@ def test_bootstrap_installs_the_projects_own_dependencies(make_project):
     assert result.returncode == 0, result.output
     for step in ("creating .venv", "installing jupyterlab==", "requirements.txt", "registering kernel 'deps'", "bootstrapped in"):
         assert step in result.stderr, step
+    assert "compiling bytecode" not in result.stderr, "Python caches it on first import: no need"
     check = subprocess.run([str(project.root / ".venv/bin/python"), "-c", "import iniconfig, jupyterlab"])
     assert check.returncode == 0
 
