@@ -43,6 +43,7 @@ from jupyter_client import BlockingKernelClient
 client = BlockingKernelClient()
 client.load_connection_file(sys.argv[1])
 client.start_channels()
+client.wait_for_ready(timeout=30)  # else iopub may join after "busy" was sent
 client.execute("import time\\nwhile True: time.sleep(0.01)")
 deadline = time.monotonic() + 20
 while time.monotonic() < deadline:
