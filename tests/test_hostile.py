@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, assert_reported_and_left_alone, pid_alive, process_table
+from conftest import Project, assert_reported_and_left_alone, pid_alive
 from test_lifecycle import listening_socket, wait_for
 
 pytestmark = pytest.mark.slow
@@ -213,7 +213,8 @@ def test_the_pid_file_log_and_runtime_files_are_private(project: Project):
 def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Project):
     """The user runs the project's jupyter lab directly, without app.sh or its env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_", "IPYTHONDIR"))}
-    env["JUPYTER_RUNTIME_DIR"] = str(project.root.parent / "elsewhere-runtime")
+    elsewhere = project.root.parent / "elsewhere-runtime"
+    env["JUPYTER_RUNTIME_DIR"] = str(elsewhere)
     by_hand = subprocess.Popen(
         [str(project.root / ".venv/bin/jupyter"), "lab", "--no-browser", "--port=18941", "--allow-root"],
         cwd=project.root,
@@ -223,7 +224,9 @@ def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Proj
         start_new_session=True,
     )
     try:
-        wait_for(lambda: any(p == by_hand.pid and "jupyter" in a for p, _, a in process_table()), timeout=30)
+        # Up, as the user sees it: not while `jupyter` is still exec'ing `jupyter-lab`,
+        # when ps briefly shows neither command line.
+        wait_for(lambda: (elsewhere / f"jpserver-{by_hand.pid}.json").exists(), timeout=60)
         assert_reported_and_left_alone(project, by_hand)
     finally:
         by_hand.terminate()
