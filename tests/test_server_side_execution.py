@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,10 @@ def ws_url(project: Project, path: str) -> str:
     return project.server_info()["url"].replace("http://", "ws://").rstrip("/") + path
 
 
-def open_room_and_sync(project: Project, notebook: str):
-    """Opens the notebook's collaboration room and waits until the server has loaded it."""
+@contextmanager
+def room_open(project: Project, notebook: str):
+    """A frontend with the notebook open: joins its collaboration room, waits until the
+    server has loaded it, yields the room id; leaving the block closes the tab."""
     from pycrdt import Doc, YMessageType, YSyncMessageType, create_sync_message, handle_sync_message
     from websockets.sync.client import connect
 
@@ -74,22 +77,23 @@ def open_room_and_sync(project: Project, notebook: str):
     assert status in (200, 201), status
     room = f"json:notebook:{session['fileId']}"
     token = project.server_info()["token"]
-    socket = connect(
+    with connect(
         ws_url(project, f"/api/collaboration/room/{room}?sessionId={session['sessionId']}"),
         additional_headers={"Authorization": f"token {token}"},
-    )
-    doc = Doc()
-    socket.send(create_sync_message(doc))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        message = socket.recv(timeout=30)
-        if message[0] == YMessageType.SYNC:
-            reply = handle_sync_message(message[1:], doc)
-            if reply is not None:
-                socket.send(reply)
-            if message[1] == YSyncMessageType.SYNC_STEP2:
-                return room, socket
-    raise AssertionError("the room never synced")
+    ) as socket:
+        doc = Doc()
+        socket.send(create_sync_message(doc))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            message = socket.recv(timeout=30)
+            if message[0] == YMessageType.SYNC:
+                reply = handle_sync_message(message[1:], doc)
+                if reply is not None:
+                    socket.send(reply)
+                if message[1] == YSyncMessageType.SYNC_STEP2:
+                    yield room
+                    return
+        raise AssertionError("the room never synced")
 
 
 def execute_on_server(project: Project, kernel_id: str, room: str, cell_id: str) -> None:
@@ -104,26 +108,26 @@ def execute_over_channels(project: Project, kernel_id: str) -> None:
     from websockets.sync.client import connect
 
     token = project.server_info()["token"]
-    socket = connect(ws_url(project, f"/api/kernels/{kernel_id}/channels"), additional_headers={"Authorization": f"token {token}"})
-    session = uuid.uuid4().hex
-    socket.send(
-        json.dumps(
-            {
-                "header": {"msg_id": uuid.uuid4().hex, "msg_type": "execute_request", "username": "test", "session": session, "version": "5.3"},
-                "parent_header": {},
-                "metadata": {},
-                "content": {"code": SLOW_CELL, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False},
-                "channel": "shell",
-                "buffers": [],
-            }
+    headers = {"Authorization": f"token {token}"}
+    with connect(ws_url(project, f"/api/kernels/{kernel_id}/channels"), additional_headers=headers) as socket:
+        session = uuid.uuid4().hex
+        socket.send(
+            json.dumps(
+                {
+                    "header": {"msg_id": uuid.uuid4().hex, "msg_type": "execute_request", "username": "test", "session": session, "version": "5.3"},
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": {"code": SLOW_CELL, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False},
+                    "channel": "shell",
+                    "buffers": [],
+                }
+            )
         )
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # until the first line is out: the cell runs
-        message = json.loads(socket.recv(timeout=30))
-        if message["msg_type"] == "stream":
-            break
-    socket.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the first line is out: the cell runs
+            message = json.loads(socket.recv(timeout=30))
+            if message["msg_type"] == "stream":
+                break
 
 
 def test_server_side_execution_keeps_every_output_after_the_client_leaves(sse: Project):
@@ -134,10 +138,10 @@ def test_server_side_execution_keeps_every_output_after_the_client_leaves(sse: P
         assert extension in status.stdout
 
     path, cell_id = write_notebook(sse, "long.ipynb", "sse-proj")
-    room, socket = open_room_and_sync(sse, "long.ipynb")
-    kernel_id, _ = sse.start_kernel()
-    execute_on_server(sse, kernel_id, room, cell_id)
-    socket.close()  # the tab closes at once
+    with room_open(sse, "long.ipynb") as room:
+        kernel_id, _ = sse.start_kernel()
+        execute_on_server(sse, kernel_id, room, cell_id)
+    # The tab closed at once.
 
     deadline = time.monotonic() + LINES + 30
     while time.monotonic() < deadline and len(stream_lines(path)) < LINES:
@@ -155,10 +159,9 @@ def test_a_short_cleanup_delay_loses_the_outputs_which_is_why_the_template_disab
     client leaves) loses what the cell prints afterwards."""
     sse.start(env={"APP_DOCUMENT_CLEANUP_DELAY": "2"})
     path, cell_id = write_notebook(sse, "short-delay.ipynb", "sse-proj")
-    room, socket = open_room_and_sync(sse, "short-delay.ipynb")
-    kernel_id, _ = sse.start_kernel()
-    execute_on_server(sse, kernel_id, room, cell_id)
-    socket.close()
+    with room_open(sse, "short-delay.ipynb") as room:
+        kernel_id, _ = sse.start_kernel()
+        execute_on_server(sse, kernel_id, room, cell_id)
     time.sleep(LINES + 4)
     assert len(stream_lines(path)) < LINES
 
