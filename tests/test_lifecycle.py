@@ -370,19 +370,31 @@ def test_stale_runtime_files_are_cleaned_on_status(project: Project):
         stranger.wait()
 
 
+# The cell holds the GIL in C code for ages, so the kernel's threads (its parent poller,
+# its iopub sender) never run again. It waits for the go-ahead file in sleeps, which
+# release the GIL, and removes it right before the regex: once the file is gone the
+# kernel is stuck for good. (Sending "busy" is no such signal: entering the regex
+# before the iopub thread has sent it starves the message forever.)
 HUNG_KERNEL = """
 import sys, time
+from pathlib import Path
 from jupyter_client import BlockingKernelClient
+go = Path(sys.argv[2])
 client = BlockingKernelClient()
 client.load_connection_file(sys.argv[1])
 client.start_channels()
-client.wait_for_ready(timeout=30)  # iopub subscribed: the busy status cannot be missed
-client.execute("import re; re.match(r'(a+)+$', 'a' * 64 + 'b')")  # holds the GIL for ages
-deadline = time.monotonic() + 20
-while time.monotonic() < deadline:
-    msg = client.get_iopub_msg(timeout=20)
-    if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "busy":
-        break
+client.wait_for_ready(timeout=30)
+client.execute(
+    "import os, re, time\\n"
+    f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\\n"
+    f"os.remove({str(go)!r}); re.match(r'(a+)+$', 'a' * 64 + 'b')"
+)
+go.touch()
+deadline = time.monotonic() + 30
+while go.exists():
+    if time.monotonic() > deadline:
+        sys.exit("the kernel never ran the cell")
+    time.sleep(0.02)
 client.stop_channels()
 """
 
@@ -390,7 +402,9 @@ client.stop_channels()
 def hang_kernel(project: Project, kernel_id: str) -> None:
     """Makes the kernel busy in C code: it cannot notice its server die."""
     connection = project.runtime_dir / f"kernel-{kernel_id}.json"
-    subprocess.run([str(project.root / ".venv/bin/python"), "-c", HUNG_KERNEL, str(connection)], check=True, timeout=60)
+    go = project.root / f".logs/go-{kernel_id}"
+    helper = [str(project.root / ".venv/bin/python"), "-c", HUNG_KERNEL, str(connection), str(go)]
+    subprocess.run(helper, check=True, timeout=60)
 
 
 def test_a_killed_server_leaves_kernels_that_status_reports_and_stop_removes(project: Project):
