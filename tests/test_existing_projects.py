@@ -266,21 +266,19 @@ def test_the_v1_migration_moves_a_running_servers_pid_file(releases, tmp_path):
         leave_nothing_behind(project)
 
 
-def changelog_releases() -> dict[str, str]:
-    """Release tag -> the commit CHANGELOG.md says it points at."""
-    text = (TEMPLATE / "CHANGELOG.md").read_text()
-    return dict(re.findall(r"^## (v\d+\.\d+\.\d+) \(.*commit ([0-9a-f]{40})\)$", text, re.MULTILINE))
-
-
-RELEASED = sorted(set(changelog_releases()) | set(git(TEMPLATE, "tag", "--list", "v*").split()))
+# Release tag -> the commit CHANGELOG.md says it points at; and the tags this checkout has.
+CHANGELOG_RELEASES = dict(
+    re.findall(r"^## (v\d+\.\d+\.\d+) \(.*commit ([0-9a-f]{40})\)$", (TEMPLATE / "CHANGELOG.md").read_text(), re.MULTILINE)
+)
+TAGS = git(TEMPLATE, "tag", "--list", "v*").split()
+RELEASED = sorted(set(CHANGELOG_RELEASES) | set(TAGS))
 
 
 def test_every_release_is_in_the_changelog_with_the_commit_its_tag_names():
-    releases = changelog_releases()
-    assert releases, "CHANGELOG.md lists no release"
-    for tag in git(TEMPLATE, "tag", "--list", "v*").split():
-        assert tag in releases, f"tag {tag} has no '## {tag} (date, commit SHA)' entry in CHANGELOG.md"
-        assert git(TEMPLATE, "rev-parse", f"{tag}^{{commit}}").strip() == releases[tag], tag
+    assert CHANGELOG_RELEASES, "CHANGELOG.md lists no release"
+    for tag in TAGS:
+        assert tag in CHANGELOG_RELEASES, f"tag {tag} has no '## {tag} (date, commit SHA)' entry in CHANGELOG.md"
+        assert git(TEMPLATE, "rev-parse", f"{tag}^{{commit}}").strip() == CHANGELOG_RELEASES[tag], tag
 
 
 @pytest.mark.parametrize("tag", RELEASED)
@@ -289,7 +287,7 @@ def test_every_released_version_updates_cleanly_to_head(tag, template_repo, tmp_
     git(tmp_path, "clone", "-q", str(TEMPLATE), str(clone))
     if not git(clone, "tag", "--list", tag).strip():
         # This checkout came without tags: recreate the release from the changelog.
-        commit = changelog_releases()[tag]
+        commit = CHANGELOG_RELEASES[tag]
         if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=clone).returncode != 0:
             if git(TEMPLATE, "rev-parse", "--is-shallow-repository").strip() == "true":
                 pytest.skip(f"{tag} ({commit[:7]}) is not in this shallow clone; .ci/run fetches it where it can")
