@@ -22,7 +22,10 @@ import pytest
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 # Ports away from 8888 so the tests never meet a developer's own servers.
-TEST_PORTS = {"port_range_start": 18888, "port_range_end": 18899}
+# JT_TEST_PORT_START moves the range, so that two test runs on one machine do not meet.
+TEST_PORT_START = int(os.environ.get("JT_TEST_PORT_START", "18888"))
+TEST_PORT_END = TEST_PORT_START + 11
+TEST_PORTS = {"port_range_start": TEST_PORT_START, "port_range_end": TEST_PORT_END}
 
 
 def pytest_configure(config: pytest.Config) -> None:

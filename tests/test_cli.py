@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Project
+from conftest import TEST_PORT_END, TEST_PORT_START, Project
 
 
 def test_help_lists_every_command_and_the_exit_codes(rendered: Project):
@@ -15,7 +15,7 @@ def test_help_lists_every_command_and_the_exit_codes(rendered: Project):
         for command in ("bootstrap", "start", "--foreground", "--no-open", "--port", "stop", "restart", "status", "url", "logs [-f]"):
             assert command in result.stdout, command
         assert "Exit codes:" in result.stdout
-        assert "18888-18899" in result.stdout, "help names the project's port range"
+        assert f"{TEST_PORT_START}-{TEST_PORT_END}" in result.stdout, "help names the project's port range"
 
 
 def test_version_names_the_spec(rendered: Project):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, assert_reported_and_left_alone, pid_alive
+from conftest import TEST_PORT_END, TEST_PORT_START, Project, assert_reported_and_left_alone, pid_alive
 from test_lifecycle import listening_socket, wait_for
 
 pytestmark = pytest.mark.slow
@@ -186,7 +186,7 @@ c.ServerApp.allow_remote_access = True
 
     project.start(env=env)
     info = project.server_info()
-    assert info["hostname"] == "127.0.0.1" and 18888 <= info["port"] <= 18899
+    assert info["hostname"] == "127.0.0.1" and TEST_PORT_START <= info["port"] <= TEST_PORT_END
     assert info["token"], "token auth stays on"
     with socket.socket() as probe:
         probe.settimeout(2)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, assert_reported_and_left_alone, pid_alive, process_table
+from conftest import TEST_PORT_END, TEST_PORT_START, Project, assert_reported_and_left_alone, pid_alive, process_table
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +122,7 @@ def test_start_serves_jupyterlab_on_a_free_port_with_the_pid_file_and_token(proj
     info = project.server_info(pid)
 
     assert info["pid"] == pid, "the PID file names the server itself"
-    assert 18888 <= info["port"] <= 18899
+    assert TEST_PORT_START <= info["port"] <= TEST_PORT_END
     assert url == f"http://127.0.0.1:{info['port']}/lab?token={info['token']}"
     assert result.stderr.startswith("app.sh: ")
     assert project.api("GET", "/api/status")[0] == 200
@@ -240,20 +240,21 @@ def test_start_opens_a_browser_only_through_a_real_opener(project: Project, tmp_
 
 
 def test_a_busy_port_is_refused_by_name_and_skipped_by_auto_selection(project: Project):
-    with listening_socket(18888):
-        result = project.run("start", "--no-open", "--port", "18888")
+    with listening_socket(TEST_PORT_START):
+        result = project.run("start", "--no-open", "--port", str(TEST_PORT_START))
         assert result.returncode == 1
-        assert "port 18888 is busy" in result.stderr
+        assert f"port {TEST_PORT_START} is busy" in result.stderr
         assert not project.pid_file.exists()
 
         project.start()
-        assert project.server_info()["port"] != 18888
+        assert project.server_info()["port"] != TEST_PORT_START
 
 
 def test_a_port_outside_the_range_is_allowed_with_a_warning(project: Project):
-    result = project.start("--port=18950")
-    assert "outside this project's range 18888-18899" in result.stderr
-    assert project.server_info()["port"] == 18950
+    outside = TEST_PORT_END + 51
+    result = project.start(f"--port={outside}")
+    assert f"outside this project's range {TEST_PORT_START}-{TEST_PORT_END}" in result.stderr
+    assert project.server_info()["port"] == outside
 
 
 def test_every_port_taken_names_the_range_and_the_way_out(make_project):

@@ -38,8 +38,8 @@ def test_the_answers_file_records_every_question(rendered: Project):
     answers = yaml.safe_load((rendered.root / ".copier-answers.yml").read_text())
     assert answers["project_name"] == "demo"
     assert answers["display_name"] == "Demo"
-    assert answers["port_range_start"] == 18888
-    assert answers["port_range_end"] == 18899
+    assert answers["port_range_start"] == TEST_PORTS["port_range_start"]
+    assert answers["port_range_end"] == TEST_PORTS["port_range_end"]
     assert answers["_src_path"]
 
 
