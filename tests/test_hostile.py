@@ -8,35 +8,118 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PORT_END, TEST_PORT_START, Project, assert_reported_and_left_alone, pid_alive
+from conftest import TEST_PORT_END, TEST_PORT_START, Project, Result, assert_reported_and_left_alone, pid_alive
 from test_lifecycle import listening_socket, wait_for
 
 pytestmark = pytest.mark.slow
 
 
+def may_mount() -> bool:
+    """Root with CAP_SYS_ADMIN on Linux: where `mount -t tmpfs` must work."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        return False
+    status = Path("/proc/self/status").read_text()
+    effective = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:"))
+    return bool(int(effective, 16) >> 21 & 1)  # CAP_SYS_ADMIN
+
+
+def fill_up(directory: Path) -> None:
+    with open(directory / "filler", "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError:
+            pass  # full
+
+
+# The same, in a mount namespace of our own (unshare -rm): the tmpfs exists only there,
+# so app.sh runs there, and what it left in the directory is listed before leaving.
+IN_A_NAMESPACE = """
+where=$1 options=$2 fill=$3
+shift 3
+mount -t tmpfs -o "$options" tmpfs "$where" || exit 97
+if [[ $fill == 1 ]]; then cat /dev/zero 2>/dev/null >"$where/filler"; fi
+"$@"
+status=$?
+echo "left in the directory:$(cd "$where" && ls -A | grep -vx filler | sed 's/^/ /' | tr -d '\\n')"
+exit $status
+"""
+
+
 @contextmanager
-def mounted_tmpfs(where: Path, options: str):
-    """A real filesystem of its own at `where` (root only): read-only or tiny."""
+def own_filesystem(project: Project, directory: str, options: str, fill: bool = False):
+    """The project's `directory` on a real filesystem of its own, read-only or tiny
+    (`options`), filled to the last byte when `fill`. Yields start(), which runs
+    `app.sh start` there and returns its Result and the names left in the directory.
+
+    mount where we may (root); else, in a user namespace of our own, where app.sh
+    runs next to its own mount; else, for a non-root user and a read-only directory,
+    its permissions (the same check refuses it). Never a silent skip where mount must
+    work: root with CAP_SYS_ADMIN on Linux fails the test instead."""
+    where = project.root / directory
     where.mkdir(parents=True, exist_ok=True)
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
-    if mount.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+    if mount.returncode == 0:
+        try:
+            if fill:
+                fill_up(where)
+
+            def start():
+                result = project.run("start", "--no-open", timeout=60)
+                return result, sorted(set(os.listdir(where)) - {"filler"})
+
+            yield start
+        finally:
+            subprocess.run(["umount", "-l", str(where)], check=True)
+        return
+    if may_mount():
+        pytest.fail(f"root with CAP_SYS_ADMIN cannot mount a tmpfs: {mount.stderr.strip()}")
+
+    namespace = ["unshare", "--user", "--map-root-user", "--mount"]
+    if subprocess.run([*namespace, "true"], capture_output=True).returncode == 0:
+
+        def start():
+            proc = subprocess.run(
+                [*namespace, "bash", "-c", IN_A_NAMESPACE, "bash", str(where), options, str(int(fill)), str(project.app), "start", "--no-open"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=project.root,
+                stdin=subprocess.DEVNULL,
+            )
+            assert proc.returncode != 97, f"cannot mount a tmpfs in a user namespace: {proc.stderr}"
+            stdout, _, listing = proc.stdout.rpartition("left in the directory:")
+            return Result(proc.returncode, stdout, proc.stderr), listing.split()
+
+        yield start
+        return
+
+    if "ro" in options.split(",") and os.geteuid() != 0:
+        mode = stat.S_IMODE(where.stat().st_mode)
+        where.chmod(0o555)
+        try:
+
+            def start():
+                return project.run("start", "--no-open", timeout=60), sorted(os.listdir(where))
+
+            yield start
+        finally:
+            where.chmod(mode)
+        return
+    pytest.skip(f"cannot mount a tmpfs here ({mount.stderr.strip()}), nor in a user namespace of our own")
 
 
 def test_stop_racing_start_leaves_no_orphan(project: Project):
     for delay in (0.2, 1.0, 3.0):
         starter = subprocess.Popen([str(project.app), "start", "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(delay)
+        time.sleep(delay)  # the scenario: stop arrives this long after start began
         assert project.run("stop").returncode == 0
         starter.communicate(timeout=180)
         assert starter.returncode == 0
@@ -142,30 +225,23 @@ def test_a_venv_without_jupyterlab_is_repaired_by_bootstrap(make_project):
 
 @pytest.mark.parametrize("directory", [".logs", ".jupyter_runtime"])
 def test_a_read_only_directory_is_a_clear_error(project: Project, directory):
-    with mounted_tmpfs(project.root / directory, "ro,size=1m"):
-        result = project.run("start", "--no-open", timeout=60)
-        assert result.returncode == 1, result.output
-        assert f"{directory} is not writable" in result.stderr
-        assert not project.pid_file.exists()
-        assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+    with own_filesystem(project, directory, "ro,size=1m") as start:
+        result, left = start()
+    assert result.returncode == 1, result.output
+    assert f"{directory} is not writable" in result.stderr
+    assert not project.pid_file.exists() and "jupyter.pid" not in left
+    assert not [p for p, a in project.processes() if "jupyter-lab" in a]
 
 
 @pytest.mark.parametrize("directory", [".logs", ".jupyter_runtime"])
 def test_a_full_disk_is_a_clear_error(project: Project, directory):
-    with mounted_tmpfs(project.root / directory, "size=64k,mode=700") as fs:
-        filler = fs / "filler"
-        with open(filler, "wb", buffering=0) as handle:
-            try:
-                while True:
-                    handle.write(b"\0" * 4096)
-            except OSError:
-                pass  # full
-        result = project.run("start", "--no-open", timeout=60)
-        assert result.returncode == 1, result.output
-        assert "disk" in result.stderr and "full" in result.stderr
-        assert not project.pid_file.exists() or project.pid_file.read_text().strip() == ""
-        assert not [p for p, a in project.processes() if "jupyter-lab" in a]
-        filler.unlink()
+    with own_filesystem(project, directory, "size=64k,mode=700", fill=True) as start:
+        result, left = start()
+    assert result.returncode == 1, result.output
+    assert "disk" in result.stderr and "full" in result.stderr
+    # README: "no PID file", not an empty one.
+    assert not project.pid_file.exists() and "jupyter.pid" not in left, left
+    assert not [p for p, a in project.processes() if "jupyter-lab" in a]
 
 
 def test_a_hostile_global_config_cannot_open_the_server_to_the_network(project: Project, tmp_path):
