@@ -435,8 +435,9 @@ def test_a_killed_servers_kernels_are_cleaned_by_the_next_start(project: Project
     project.start()
     kernel_id, kernel_pid = project.start_kernel()
     hang_kernel(project, kernel_id)
-    os.kill(project.server_pid(), signal.SIGKILL)
-    time.sleep(0.5)
+    server = project.server_pid()
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(server))
     result = project.run("start", "--no-open")
     assert result.returncode == 0, result.output
     assert "stopping kernels left by a server that is gone" in result.stderr
@@ -513,13 +514,18 @@ def test_a_background_server_survives_its_terminal_closing(project: Project):
     )
     starter.communicate(timeout=180)
     assert starter.returncode == 0
+    server = project.server_pid()
+    assert os.getsid(server) != starter.pid, "the server is in the terminal's session"
     # Closing the terminal hangs up its session; a stray Ctrl-C reaches the group too.
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
         try:
             os.killpg(starter.pid, sig)
         except ProcessLookupError:
             pass  # nothing is left in that group: the server runs in a session of its own
+    # The scenario, not a wait for a condition: a server these signals reached would be
+    # gone within this second; the server must still be there after it.
     time.sleep(1)
+    assert pid_alive(server)
     assert project.api("GET", "/api/status")[0] == 200
     assert project.run("status").returncode == 0
     assert project.run("stop").returncode == 0
