@@ -12,6 +12,10 @@
 # Environment for the server and its kernels:
 # export PYTHONWARNINGS=ignore::DeprecationWarning
 #
-# app.sh's own settings (see `scripts/app.sh help`):
-# export APP_START_TIMEOUT=300
-# export APP_PYTHON=python3.12
+# app.sh's own settings (see `scripts/app.sh help`); they take effect from here as
+# from the environment, and a bad value is refused before anything happens:
+# APP_START_TIMEOUT=300       # seconds to wait for the server to answer
+# APP_STOP_TIMEOUT=10         # seconds between SIGTERM and SIGKILL on stop
+# APP_LOCK_TIMEOUT=300        # seconds to wait for another app.sh command
+# APP_PYTHON=python3.12       # interpreter for a new venv
+# APP_INSTALLER=uv            # or pip
