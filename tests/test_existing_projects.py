@@ -216,6 +216,71 @@ def test_update_keeps_customisations_without_conflicts(releases, tmp_path):
     assert "PASS  template up to date" in project.run("doctor").stdout
 
 
+def untagged_clone(template_repo: Path, tmp_path: Path) -> Path:
+    """A clone of the template as users get it: `main` only, no tags (copier then
+    versions each commit 0.0.0.postN)."""
+    clone = tmp_path / "untagged-clone"
+    git(tmp_path, "clone", "-q", str(template_repo), str(clone))
+    assert git(clone, "tag", "--list").strip() == ""
+    return clone
+
+
+def add_a_block_entry(clone: Path) -> None:
+    """A template change inside the managed block: one more entry in its venv section."""
+    hook = clone / "hooks/gitignore_block.py"
+    text = hook.read_text()
+    changed = text.replace('(".venv/",)', '(".venv/", ".uv-cache/")', 1)
+    assert changed != text, "hooks/gitignore_block.py no longer lists .venv/ as this test expects"
+    hook.write_text(changed)
+
+
+def unmerged_paths(root: Path) -> list[str]:
+    return git(root, "diff", "--name-only", "--diff-filter=U").split()
+
+
+@pytest.mark.parametrize("change", ["script-only", "managed-block"])
+@pytest.mark.parametrize("conflict", ["inline", "rej"])
+def test_update_in_either_conflict_mode_leaves_no_rej_and_no_markers(conflict, change, template_repo, tmp_path):
+    """An adopted project whose .gitignore has the user's lines on both sides of the
+    managed block (and lists .venv itself, so the block leaves it out), customised the
+    way the README says: `copier update --conflict inline|rej` must leave neither
+    .rej files nor conflict markers, whether or not the block changed."""
+    clone = untagged_clone(template_repo, tmp_path)
+    root = tmp_path / "adopted"
+    (root / "scripts").mkdir(parents=True)
+    (root / ".gitignore").write_text("# mine\n*.csv\n.venv\n")
+    (root / "README.md").write_text("# Legacy analysis\n")
+    (root / "scripts/app.sh").write_text(LEGACY_APP_SH)
+    git(root, "init", "-q")
+    commit_all(root, "legacy project")
+    data = {"project_name": "adopted", **TEST_PORTS}
+    args = [arg for key, value in data.items() for arg in ("-d", f"{key}={value}")]
+    result = copier_cli("copy", "--trust", "--defaults", "--vcs-ref", "HEAD", *args, str(clone), ".", cwd=root)
+    assert result.returncode == 0, result.stderr
+    local = root / "scripts/app.local.sh"
+    local.write_text(local.read_text() + "JUPYTER_EXTRA_ARGS+=(--ServerApp.iopub_msg_rate_limit=4321)\n")
+    with open(root / ".gitignore", "a") as gitignore:
+        gitignore.write("my-data/\n")
+    commit_all(root, "adopted and customised")
+
+    change_script_comment(clone)
+    if change == "managed-block":
+        add_a_block_entry(clone)
+    commit_all(clone, f"template change: {change}")
+
+    result = copier_cli("update", "--trust", "--defaults", "--conflict", conflict, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert conflict_leftovers(root) == []
+    assert unmerged_paths(root) == []
+    lines = (root / ".gitignore").read_text().splitlines()
+    assert lines[:3] == ["# mine", "*.csv", ".venv"] and lines[-1] == "my-data/", lines
+    assert lines.count(".logs/") == 1 and ".venv/" not in lines, lines
+    assert lines.count(".uv-cache/") == (1 if change == "managed-block" else 0), lines
+    assert "# --- main (new release) ---" in (root / "scripts/app.sh").read_text()
+    assert (root / "scripts/app.sh.pre-template").read_text() == LEGACY_APP_SH
+    assert "--ServerApp.iopub_msg_rate_limit=4321" in local.read_text()
+
+
 def test_the_customisation_home_reaches_the_server_but_not_its_guarantees(make_project):
     project = make_project("extra-args")
     local = project.root / "scripts/app.local.sh"
