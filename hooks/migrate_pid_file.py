@@ -1,9 +1,12 @@
-"""Migration to v1.0.0: the PID file moves from .run/jupyter.pid to .logs/jupyter.pid.
+"""Migration to the v1.0.0 convention: the PID file moves from .run/jupyter.pid to
+.logs/jupyter.pid.
 
-Copier runs this after `copier update` from a version before v1.0.0, in the project
-directory. Spec section 4 allows both places and app.sh reads both, so a server
-started by an older script is found either way; moving the file makes the project
-use the preferred place from now on. Idempotent: it moves the file only when
+Copier runs this after every `copier update`, once, in the project directory (a
+migration without `version:`: clones of the template carry no tags, so a migration
+gated on v1.0.0 would never run there). Spec section 4 allows both places and app.sh
+reads both, so a server started by an older script is found either way, also while
+it runs; moving the file makes the project use the preferred place from now on.
+Idempotent and a no-op when not needed: it moves the file only when
 .logs/jupyter.pid does not exist, and does nothing when .run/jupyter.pid is absent.
 """
 

@@ -1,9 +1,9 @@
 """Existing projects and `copier update`: adopt the conventions without losing a line,
 then resync from every later version. Real copier CLI, real git, real servers.
 
-Copier runs migrations only between tagged versions, so these tests work on a
-temporary clone of the template where they make the tags (and later versions) they
-need, as a release would.
+These tests work on temporary clones of the template: untagged ones, as users get
+them (only `main` is pushed, so copier versions each commit 0.0.0.postN), and ones
+where they make the tags (and later versions) they need, as a release would.
 """
 
 from __future__ import annotations
@@ -279,6 +279,37 @@ def test_update_in_either_conflict_mode_leaves_no_rej_and_no_markers(conflict, c
     assert "# --- main (new release) ---" in (root / "scripts/app.sh").read_text()
     assert (root / "scripts/app.sh.pre-template").read_text() == LEGACY_APP_SH
     assert "--ServerApp.iopub_msg_rate_limit=4321" in local.read_text()
+
+
+def test_migrations_run_on_every_update_without_tags_and_are_idempotent(template_repo, tmp_path):
+    """Clones carry no tags, so a migration gated on a version never runs there: the
+    PID-file move must happen on an update between two untagged commits, and a second
+    update must change nothing."""
+    clone = untagged_clone(template_repo, tmp_path)
+    project = render_at(clone, "HEAD", tmp_path / "untagged")
+    # The old layout: an older script kept the server's PID at .run/jupyter.pid.
+    (project.root / ".run").mkdir()
+    (project.root / ".run/jupyter.pid").write_text("4242\n")
+
+    change_script_comment(clone)
+    commit_all(clone, "a newer template commit")
+    result = copier_cli("update", "--trust", "--defaults", cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    assert "moved .run/jupyter.pid to .logs/jupyter.pid" in result.stderr
+    assert project.pid_file.read_text() == "4242\n"
+    assert not (project.root / ".run/jupyter.pid").exists()
+    assert conflict_leftovers(project.root) == []
+    commit_all(project.root, "updated")
+    before = project.pid_file.stat()
+
+    result = copier_cli("update", "--trust", "--defaults", cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    assert "moved" not in result.stderr
+    assert git(project.root, "status", "--porcelain", "--untracked-files=all").strip() == ""
+    after = project.pid_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert project.pid_file.read_text() == "4242\n"
+    assert not (project.root / ".run/jupyter.pid").exists()
 
 
 def test_the_customisation_home_reaches_the_server_but_not_its_guarantees(make_project):
