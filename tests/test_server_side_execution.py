@@ -3,9 +3,10 @@
 Headless, as JupyterLab's frontend does it: open the notebook's collaboration room
 (Yjs sync over the room websocket, token in the header), start a kernel, ask the
 server to execute a cell (`POST /api/kernels/<id>/execute`), close the client at
-once, then read the .ipynb from disk. The same cell run the classic way (kernel
-channels websocket) with the option off loses its outputs: the test proves the
-difference. Real JupyterLab, jupyter-collaboration and jupyter-server-nbmodel.
+once, then read the .ipynb from disk. The controls show the same measurement seeing
+lines and then missing them: with a short cleanup delay, and the classic way (kernel
+channels websocket, the frontend saving what it heard) with the option off.
+Real JupyterLab, jupyter-collaboration and jupyter-server-nbmodel.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, bootstrap, render
+from test_lifecycle import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,21 +45,30 @@ def sse(sse_project: Project):
     leave_nothing_behind(sse_project)
 
 
+def notebook(kernel: str, cell_id: str, outputs: list | None = None) -> dict:
+    cell = {"cell_type": "code", "id": cell_id, "metadata": {}, "source": SLOW_CELL, "outputs": outputs or [], "execution_count": None}
+    metadata = {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}}
+    return {"cells": [cell], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
+
+
 def write_notebook(project: Project, name: str, kernel: str) -> tuple[Path, str]:
     cell_id = uuid.uuid4().hex[:8]
-    notebook = {
-        "cells": [{"cell_type": "code", "id": cell_id, "metadata": {}, "source": SLOW_CELL, "outputs": [], "execution_count": None}],
-        "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
     path = project.root / "notebooks" / name
-    path.write_text(json.dumps(notebook))
+    path.write_text(json.dumps(notebook(kernel, cell_id)))
     return path, cell_id
 
 
+def parsed(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
 def stream_lines(path: Path) -> list[str]:
-    cell = json.loads(path.read_text())["cells"][0]
+    # The collaboration server rewrites the file in place: a read in the middle of a
+    # save sees it empty or cut short. A moment later it is whole.
+    cell = wait_for(lambda: parsed(path), timeout=10, interval=0.05)["cells"][0]
     text = "".join("".join(o.get("text", "")) for o in cell["outputs"] if o.get("output_type") == "stream")
     return [line for line in text.splitlines() if line.startswith("line")]
 
@@ -80,6 +91,7 @@ def room_open(project: Project, notebook: str):
     with connect(
         ws_url(project, f"/api/collaboration/room/{room}?sessionId={session['sessionId']}"),
         additional_headers={"Authorization": f"token {token}"},
+        max_queue=None,  # a tab kept open while the test does not read: never stall the server
     ) as socket:
         doc = Doc()
         socket.send(create_sync_message(doc))
@@ -103,31 +115,65 @@ def execute_on_server(project: Project, kernel_id: str, room: str, cell_id: str)
     assert status == 202, status
 
 
-def execute_over_channels(project: Project, kernel_id: str) -> None:
-    """The classic way: the frontend sends execute_request on the kernel's websocket."""
+class ClassicTab:
+    """A classic frontend: the kernel's channels websocket (a session of its own, as each
+    JupyterLab tab is), the lines it hears, and the notebook it saves with them."""
+
+    def __init__(self, project: Project, socket, session: str):
+        self.project, self.socket, self.session = project, socket, session
+        self.lines: list[str] = []
+
+    def send(self, msg_type: str, content: dict) -> str:
+        msg_id = uuid.uuid4().hex
+        header = {"msg_id": msg_id, "msg_type": msg_type, "username": "test", "session": self.session, "version": "5.3"}
+        self.socket.send(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []}))
+        return msg_id
+
+    def hear_until(self, done, timeout: float) -> None:
+        """Collects the printed lines until a message `done` accepts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message["msg_type"] == "stream":
+                self.lines += [line for line in message["content"]["text"].splitlines() if line.startswith("line")]
+            if done(message):
+                return
+
+    def run_cell(self, until_the_end: bool) -> None:
+        """Runs the slow cell; hears it to its end, or only until it first prints."""
+        msg_id = self.send("execute_request", {"code": SLOW_CELL, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False})
+
+        def finished(message):
+            return message["msg_type"] == "status" and message["parent_header"].get("msg_id") == msg_id and message["content"]["execution_state"] == "idle"
+
+        self.hear_until(finished if until_the_end else lambda m: m["msg_type"] == "stream", timeout=LINES + 30)
+
+    def catch_up(self) -> None:
+        """A tab that just opened: whatever the server hands it, up to the kernel's info."""
+        msg_id = self.send("kernel_info_request", {})
+        self.hear_until(lambda m: m["msg_type"] == "kernel_info_reply" and m["parent_header"].get("msg_id") == msg_id, timeout=30)
+
+    def save(self, name: str, kernel: str, cell_id: str) -> None:
+        """Saves the notebook with what this tab heard, as JupyterLab's Ctrl+S does."""
+        text = "".join(f"{line}\n" for line in self.lines)
+        outputs = [{"output_type": "stream", "name": "stdout", "text": text}] if text else []
+        model = {"type": "notebook", "format": "json", "content": notebook(kernel, cell_id, outputs)}
+        status, _ = self.project.api("PUT", f"/api/contents/{name}", model)
+        assert status == 200, status
+
+
+@contextmanager
+def classic_tab(project: Project, kernel_id: str):
+    """A tab open on the kernel; leaving the block closes it."""
     from websockets.sync.client import connect
 
-    token = project.server_info()["token"]
-    headers = {"Authorization": f"token {token}"}
-    with connect(ws_url(project, f"/api/kernels/{kernel_id}/channels"), additional_headers=headers) as socket:
-        session = uuid.uuid4().hex
-        socket.send(
-            json.dumps(
-                {
-                    "header": {"msg_id": uuid.uuid4().hex, "msg_type": "execute_request", "username": "test", "session": session, "version": "5.3"},
-                    "parent_header": {},
-                    "metadata": {},
-                    "content": {"code": SLOW_CELL, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False},
-                    "channel": "shell",
-                    "buffers": [],
-                }
-            )
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until the first line is out: the cell runs
-            message = json.loads(socket.recv(timeout=30))
-            if message["msg_type"] == "stream":
-                break
+    session = uuid.uuid4().hex
+    with connect(
+        ws_url(project, f"/api/kernels/{kernel_id}/channels?session_id={session}"),
+        additional_headers={"Authorization": f"token {project.server_info()['token']}"},
+        max_queue=None,
+    ) as socket:
+        yield ClassicTab(project, socket, session)
 
 
 def test_server_side_execution_keeps_every_output_after_the_client_leaves(sse: Project):
@@ -155,27 +201,62 @@ def test_server_side_execution_keeps_every_output_after_the_client_leaves(sse: P
 
 
 def test_a_short_cleanup_delay_loses_the_outputs_which_is_why_the_template_disables_it(sse: Project):
-    """Control: the same run with the stock behaviour (room dropped 2 s after the
-    client leaves) loses what the cell prints afterwards."""
+    """Control: the stock behaviour (room dropped 2 s after its last client leaves)
+    loses what the cell prints afterwards. The same measurement first sees the lines
+    saved before the tab closed, and every line of the same cell whose tab stays open."""
     sse.start(env={"APP_DOCUMENT_CLEANUP_DELAY": "2"})
-    path, cell_id = write_notebook(sse, "short-delay.ipynb", "sse-proj")
-    with room_open(sse, "short-delay.ipynb") as room:
+    closed, closed_cell = write_notebook(sse, "closed.ipynb", "sse-proj")
+    kept, kept_cell = write_notebook(sse, "kept.ipynb", "sse-proj")
+    with room_open(sse, "closed.ipynb") as room:
         kernel_id, _ = sse.start_kernel()
-        execute_on_server(sse, kernel_id, room, cell_id)
-    time.sleep(LINES + 4)
-    assert len(stream_lines(path)) < LINES
+        execute_on_server(sse, kernel_id, room, closed_cell)
+        wait_for(lambda: stream_lines(closed), timeout=30)  # saved: the measurement sees lines
+    # The tab closed while the cell runs. The same cell, started later, its tab kept open:
+    with room_open(sse, "kept.ipynb") as room:
+        kept_kernel, _ = sse.start_kernel()
+        execute_on_server(sse, kept_kernel, room, kept_cell)
+        wait_for(lambda: len(stream_lines(kept)) == LINES, timeout=LINES + 30)
+    # The closed tab's cell started first: whatever of it would be saved is saved by now.
+    lines = stream_lines(closed)
+    assert 1 <= len(lines) < LINES, lines
+    assert lines == [f"line {i}" for i in range(len(lines))]
 
 
 def test_without_the_option_outputs_of_a_closed_client_are_lost(project: Project):
-    """The default project: the classic frontend-driven execution."""
+    """The default project: the classic frontend-driven execution, where outputs reach
+    the .ipynb only through a tab that heard them and saves. A tab that stays hears and
+    saves every line; a tab closed after the first line saved what it had, and a tab
+    opened once the cell has finished hears nothing more to save. (jupyter_server
+    replays missed messages only to the same session reconnecting after a network
+    blip; a reopened tab is a session of its own.)"""
     project.start()
     status = project.run("status")
     assert "execution: in the browser" in status.stdout
-    path, _ = write_notebook(project, "long.ipynb", "e2e-proj")
-    kernel_id, _ = project.start_kernel()
-    execute_over_channels(project, kernel_id)  # the tab closes once the cell prints
-    time.sleep(LINES + 3)
-    assert stream_lines(path) == []
+    closed, closed_cell = write_notebook(project, "closed.ipynb", "e2e-proj")
+    kept, kept_cell = write_notebook(project, "kept.ipynb", "e2e-proj")
+    closed_kernel, _ = project.start_kernel()
+    kept_kernel, _ = project.start_kernel()
+
+    with classic_tab(project, closed_kernel) as leaving:
+        leaving.run_cell(until_the_end=False)
+        leaving.save("closed.ipynb", "e2e-proj", closed_cell)  # saves, then closes: the cell runs on
+    seen = stream_lines(closed)
+    assert seen and seen == leaving.lines, seen
+
+    with classic_tab(project, kept_kernel) as staying:  # the same cell, started later, its tab open
+        staying.run_cell(until_the_end=True)
+        staying.save("kept.ipynb", "e2e-proj", kept_cell)
+    assert stream_lines(kept) == [f"line {i}" for i in range(LINES)]
+
+    # The closed tab's cell started first: it has finished. Reopened, the notebook gets
+    # what the file holds and what the server hands a new tab, and is saved again.
+    status, kernel = project.api("GET", f"/api/kernels/{closed_kernel}")
+    assert status == 200 and kernel["execution_state"] == "idle", kernel
+    with classic_tab(project, closed_kernel) as reopened:
+        reopened.lines = stream_lines(closed)
+        reopened.catch_up()
+        reopened.save("closed.ipynb", "e2e-proj", closed_cell)
+    assert stream_lines(closed) == seen and len(seen) < LINES
 
 
 def test_the_option_can_be_turned_on_and_off_with_copier_update(template_repo, tmp_path):
