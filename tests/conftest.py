@@ -5,10 +5,14 @@ Everything is real: copier renders the template (pytest-copie), app.sh runs in b
 JupyterLab and its kernels run for real. Each test leaves no process behind: the
 `project` fixture stops the server after the test and fails it if anything of the
 project still runs.
+
+The end-to-end modules (SHELL_MODULES) run once per shell: the system's bash, then
+bash 3.2 (macOS's) first on PATH; see `shell` below.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -16,6 +20,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +42,91 @@ def pytest_configure(config: pytest.Config) -> None:
     # Python's default, whatever the machine says: each test venv caches the bytecode
     # of what it runs. The session's project is bootstrapped with the variable set.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    config.addinivalue_line("markers", "bash32: runs app.sh under bash 3.2 (deselect with -m 'not bash32')")
+    config.addinivalue_line("markers", "shells: run the test once per shell of JT_TEST_SHELLS (as SHELL_MODULES are)")
+    selected_shells()  # a typo in JT_TEST_SHELLS is a usage error, not a silent skip
+
+
+# --- the shells app.sh runs under ----------------------------------------------------------
+# README promises bash 3.2 (macOS) as well as Linux's bash. The tests of these modules (and
+# those marked `shells`) run once per shell: "bash" is whatever bash PATH finds, "bash-3.2"
+# puts a directory holding only a `bash` link to bash 3.2 first on PATH, so app.sh's
+# `#!/usr/bin/env bash`, every Popen of it and every `bash -c` of a test run bash 3.2.
+# One shell only: JT_TEST_SHELLS=bash (or bash-3.2), or -m "not bash32".
+SHELLS = ("bash", "bash-3.2")
+SHELL_MODULES = {"test_cli", "test_lifecycle", "test_hostile", "test_existing_projects", "test_promises"}
+BASH32_BUILDER = TEMPLATE / "tests/tools/bash-3.2/build.sh"
+# The bash-3.2 leg's directory while it runs: Project.run keeps it first on a PATH a test sets.
+SHELL_BIN_DIR: Path | None = None
+
+
+def selected_shells() -> list[str]:
+    names = [name.strip() for name in os.environ.get("JT_TEST_SHELLS", ",".join(SHELLS)).split(",") if name.strip()]
+    if not names or not set(names) <= set(SHELLS):
+        raise pytest.UsageError(f"JT_TEST_SHELLS={os.environ['JT_TEST_SHELLS']!r}: use a comma-separated subset of {','.join(SHELLS)}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module in SHELL_MODULES or metafunc.definition.get_closest_marker("shells"):
+        params = [pytest.param(name, id=name, marks=[pytest.mark.bash32] if name == "bash-3.2" else []) for name in selected_shells()]
+        metafunc.parametrize("shell", params, indirect=True, scope="session")
+
+
+@functools.cache
+def build_bash32() -> tuple[str | None, str]:
+    """(path of bash 3.2, "") or (None, why not): tests/tools/bash-3.2/build.sh, once a session
+    (it caches the binary across sessions, so only the first session builds, ~1 minute)."""
+    try:
+        built = subprocess.run([str(BASH32_BUILDER)], capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"{BASH32_BUILDER.relative_to(TEMPLATE)}: {error}"
+    if built.returncode != 0:
+        return None, built.stderr.strip().replace("\n", "; ") or f"build.sh exited {built.returncode}"
+    return built.stdout.strip(), ""
+
+
+def bash32_binary() -> str:
+    """The bash 3.2 binary, built on first use; the test skips, saying why, where it cannot be."""
+    if "bash-3.2" not in selected_shells():
+        pytest.skip(f"JT_TEST_SHELLS={os.environ.get('JT_TEST_SHELLS')} excludes bash-3.2")
+    path, reason = build_bash32()
+    if path is None:
+        pytest.skip(f"NO BASH 3.2: the bash-3.2 tests skip, so macOS's shell is untested here: {reason}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bash32() -> str:
+    """Path of a bash 3.2 binary (skips where none can be built)."""
+    return bash32_binary()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The shell app.sh runs under: "bash", or "bash-3.2" first on PATH for the bash-3.2 leg
+    of the tests pytest_generate_tests runs under each shell. pytest groups the tests of
+    each leg, so the switch happens once per leg; no server of a session project is left
+    running across it."""
+    global SHELL_BIN_DIR
+    name = getattr(request, "param", "bash")
+    saved = os.environ["PATH"]
+    if name == "bash-3.2":
+        bin_dir = tmp_path_factory.mktemp("bash-3.2-bin")
+        (bin_dir / "bash").symlink_to(bash32_binary())
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{saved}"
+        SHELL_BIN_DIR = bin_dir
+    try:
+        if name == "bash-3.2":
+            found = subprocess.run(["bash", "-c", "echo $BASH_VERSION"], capture_output=True, text=True, check=True).stdout
+            assert found.startswith("3.2."), f"bash on PATH is {found.strip()}, not 3.2"
+        yield name
+    finally:
+        os.environ["PATH"] = saved
+        SHELL_BIN_DIR = None
+        for project in SESSION_PROJECTS:
+            leave_nothing_behind(project)
 
 
 @dataclass
@@ -89,13 +179,17 @@ class Project:
         return self.root / ".jupyter_runtime"
 
     def run(self, *args: str, timeout: float = 180, env: dict | None = None, cwd=None) -> Result:
+        env = {**os.environ, **(env or {})}
+        if SHELL_BIN_DIR and env.get("PATH", "").split(os.pathsep)[0] != str(SHELL_BIN_DIR):
+            # A test's own PATH (tools removed, say) still runs app.sh under the leg's shell.
+            env["PATH"] = os.pathsep.join(filter(None, [str(SHELL_BIN_DIR), env.get("PATH")]))
         proc = subprocess.run(
             [str(self.app), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             cwd=cwd or self.root,
-            env={**os.environ, **(env or {})},
+            env=env,
             stdin=subprocess.DEVNULL,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -223,13 +317,19 @@ def bootstrap(project: Project, env: dict | None = None) -> None:
     assert result.returncode == 0, result.output
 
 
+# Session projects shared by both shells' legs: `shell` stops them when a leg ends.
+SESSION_PROJECTS: list[Project] = []
+
+
 @pytest.fixture(scope="session")
 def bootstrapped_project(copie_session) -> Project:
-    """One rendered and bootstrapped project shared by the session's tests."""
+    """One rendered and bootstrapped project shared by the session's tests (both shells':
+    it is bootstrapped under the shell of the first test that needs it)."""
     project = Project(render(copie_session, project_name="e2e-proj", display_name="E2E Proj"))
     # As in many container images: Python never caches bytecode itself, so bootstrap
     # must compile it, or every start recompiles JupyterLab's imports.
     bootstrap(project, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    SESSION_PROJECTS.append(project)
     return project
 
 

@@ -96,31 +96,136 @@ def test_the_script_is_shfmt_clean(rendered: Project):
     subprocess.run(["shfmt", "-d", str(rendered.app)], check=True)
 
 
-# Constructs macOS's bash 3.2 or BSD tools lack (DEVELOPERS.md's list).
-NOT_PORTABLE = {
-    r"\bdeclare\s+-A\b|\blocal\s+-A\b": "associative arrays (bash 4)",
-    r"\bmapfile\b|\breadarray\b": "mapfile/readarray (bash 4)",
-    r"\$\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?(,,|\^\^|,|\^)": "case modification ${x,,} (bash 4)",
-    r"\bwait\s+-n\b": "wait -n (bash 4.3)",
-    r"&>>": "&>> (bash 4)",
-    r"\|&": "|& (bash 4)",
-    r"\[-1\]\}": "negative array index (bash 4.3)",
-    r"\bsed\s+-i\b": "sed -i (GNU and BSD differ)",
-    r"\breadlink\s+-f\b": "readlink -f (GNU only)",
-    r"date\s+\+%N|%N": "date +%N (GNU only)",
-    r"\bEPOCHREALTIME\b|\bEPOCHSECONDS\b": "EPOCHREALTIME (bash 5)",
-    r"^\s*(setsid|flock|lsof|ss)\s": "setsid/flock/lsof/ss without a fallback",
+# Constructs macOS's bash 3.2 or BSD tools lack: README promises "Bash 3.2 (macOS) and
+# Linux" (issue 11). A fast early warning; the bash-3.2 leg of the end-to-end tests is the
+# proof. Each entry: pattern, why, a line it must flag, a line it must pass
+# (test_the_portability_lint_catches_each_construct).
+NOT_PORTABLE = [
+    (r"\b(declare|typeset|local)\s+-[a-zA-Z]*A", "associative arrays (bash 4)", "declare -A seen=()", "declare -a seen=()"),
+    (r"\bmapfile\b|\breadarray\b", "mapfile/readarray (bash 4)", "mapfile -t lines <file", 'while read -r line; do lines+=("$line"); done <file'),
+    (r"\$\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?(,,|\^\^|,|\^)", "case modification ${x,,} ${x^^} (bash 4)", 'echo "${name^^}"', 'echo "$(tr a-z A-Z <<<"$name")"'),
+    (r"\$\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?@[A-Za-z]", "${x@Q} and other @ operators (bash 4.4)", 'echo "${args[@]@Q}"', 'printf "%q " "${args[@]}"'),
+    (r"\[\[\s+-v\b", "[[ -v name ]] (bash 4.2; a parse error in 3.2)", "[[ -v PORT ]] && echo set", '[[ -n ${PORT+x} ]] && echo set'),
+    (r"\b(declare|typeset|local)\s+-[a-zA-Z]*n", "namerefs: local -n (bash 4.3)", "local -n ref=$1", "local name=$1"),
+    (r"\b(declare|typeset|local)\s+-[a-zA-Z]*g", "declare -g (bash 4.2)", "declare -g COUNT=0", "declare -r COUNT=0"),
+    (r"\bprintf\s+-v\s+[\"']?[A-Za-z_][A-Za-z0-9_]*\[", "printf -v into an array element (bash 4.1)", "printf -v 'ports[i]' %d 8888", "printf -v port %d 8888"),
+    (r"\bwait\s+-n\b", "wait -n (bash 4.3)", "wait -n", 'wait "$pid"'),
+    (r"&>>", "&>> (bash 4; a parse error in 3.2)", "make &>>build.log", "make >>build.log 2>&1"),
+    (r"\|&", "|& (bash 4; a parse error in 3.2)", "make |& tee log", "make 2>&1 | tee log"),
+    (r"\$\{[A-Za-z_][A-Za-z0-9_]*\[\s*-[0-9]", "negative array index (bash 4.3)", 'echo "${args[-1]}"', 'echo "${args[${#args[@]}-1]}"'),
+    # Bash 3.2 cannot parse an unquoted `(`, `)` or `|` in the regex of [[ =~ ]]; put the
+    # regex in a variable: re='a(b|c)'; [[ $x =~ $re ]] (quoted, it would match literally).
+    (r"=~\s+(?![\"'])(?:\\.|[^\s\\()|\"'])*[()|]", "unquoted ( ) | in a [[ =~ ]] regex (a parse error in 3.2)", "[[ $1 =~ ^(lab|server)$ ]]", "[[ $1 =~ $server_re || $1 =~ ^[0-9]{1,5}$ ]]"),
+    (r"\bsed\s+-i\b", "sed -i (GNU and BSD differ)", "sed -i 's/a/b/' file", "sed 's/a/b/' file >file.new"),
+    (r"\breadlink\s+-f\b", "readlink -f (GNU only)", 'readlink -f "$0"', 'readlink -- "$0"'),
+    (r"date\s+\+%N|%N", "date +%N (GNU only)", "date +%s%N", "date +%s"),
+    (r"\bEPOCHREALTIME\b|\bEPOCHSECONDS\b", "EPOCHREALTIME (bash 5)", "start=$EPOCHREALTIME", "start=$SECONDS"),
+    (r"^\s*(setsid|flock|lsof|ss)\s", "setsid/flock/lsof/ss without a fallback", "lsof -i :8888", "command -v lsof >/dev/null && lsof -i :8888"),
+]
+
+
+def portability_problems(text: str) -> list[str]:
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        for pattern, why, _, _ in NOT_PORTABLE:
+            if re.search(pattern, code):
+                problems.append(f"line {number}: {why}: {line.strip()}")
+    return problems
+
+
+@pytest.mark.parametrize("pattern, why, bad, good", NOT_PORTABLE, ids=[why.split(" (")[0] for _, why, _, _ in NOT_PORTABLE])
+def test_the_portability_lint_catches_each_construct(pattern, why, bad, good):
+    assert re.search(pattern, bad), f"misses: {bad}"
+    assert not portability_problems(good), f"flags the portable way: {good}"
+
+
+def is_shell_script(path: Path) -> bool:
+    first_line = path.read_bytes()[:200].split(b"\n")[0]
+    return path.suffix == ".sh" or bool(re.match(rb"#!.*\b(ba)?sh\b", first_line))
+
+
+def shell_files(project: Project) -> list[Path]:
+    """Every shell script a rendered project gets, then the repository's own."""
+    rendered = sorted(path for path in project.root.rglob("*") if path.is_file() and is_shell_script(path))
+    return [*rendered, TEMPLATE / ".ci/run", TEMPLATE / "tests/tools/bash-3.2/build.sh"]
+
+
+def test_the_scripts_stay_within_bash_3_2_and_portable_tools(rendered: Project):
+    files = shell_files(rendered)
+    assert rendered.app in files and rendered.root / "scripts/app.local.sh" in files
+    problems = [f"{path.name} {problem}" for path in files for problem in portability_problems(path.read_text())]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.bash32
+def test_the_scripts_parse_under_bash_3_2(rendered: Project, bash32):
+    for path in shell_files(rendered):
+        parsed = subprocess.run([bash32, "-n", str(path)], capture_output=True, text=True)
+        assert parsed.returncode == 0, f"{path.name} does not parse under bash 3.2:\n{parsed.stderr}"
+
+
+# --- a script that cannot run never looks like success ------------------------------------
+# Bash reads a script one top-level command at a time and runs each before reading the
+# next, so a parse error further down stops it only after the commands above ran. It then
+# exits 2, except that bash 3.2, when an EXIT trap is set, exits with the trap's status:
+# 0 (an EXIT trap at the top of app.sh made every command print the error and "succeed"
+# under bash 3.2; issue 11). What guarantees exit 2 with nothing done: before the last
+# compound command (which calls main), the script only assigns variables, sets shell
+# options and defines functions; traps are set in main, which runs once bash has parsed
+# everything. (A body wrapped in one `{ ...; }` group would also do: bash parses a group
+# whole before running any of it.)
+FINAL_IF = '\nif [[ "${BASH_SOURCE[0]}" == "$0" ]]; then\n'
+TOP_LEVEL_ALLOWED = r'[A-Za-z_][A-Za-z0-9_]*=|readonly [A-Za-z_]|set -[euo]+ pipefail$|source |\[\[ "\$\{BASH_SOURCE\[0\]\}" == "\$0" \]\]$'
+
+
+def test_before_main_runs_the_script_only_defines_and_assigns(rendered: Project):
+    """The top-level commands that run when bash reads app.sh (traced while sourcing it):
+    none may set a trap or act, or a parse error below it would not fail the command."""
+    script = rendered.app.read_text()
+    assert FINAL_IF in script, "app.sh no longer ends by calling main from its last compound command"
+    tail = [line.strip() for line in script.split(FINAL_IF)[-1].splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert tail[0] == 'main "$@"' and set(tail[1:]) <= {"exit", 'exit "$?"', "fi", "}"}, tail
+    traced = subprocess.run(
+        ["bash", "-c", 'exec 3>&1 >/dev/null; set -T; trap \'printf "%s\\n" "$BASH_COMMAND" >&3\' DEBUG; source scripts/app.sh'],
+        cwd=rendered.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    acting = [command for command in traced if not re.match(TOP_LEVEL_ALLOWED, command)]
+    assert not acting, f"top-level commands before main: {acting}"
+    assert len(traced) > 10, traced
+
+
+SYNTAX_ERRORS = {
+    # Parses in bash 4 and later, so shellcheck, shfmt and a modern bash -n miss it.
+    "bash-3.2-only": "parse_guard_probe() { [[ $1 =~ a(b|c) ]]; }",
+    "any-bash": "parse_guard_probe() { if; }",
 }
 
 
-def test_the_script_stays_within_bash_3_2_and_portable_tools(rendered: Project):
-    problems = []
-    for number, line in enumerate(rendered.app.read_text().splitlines(), 1):
-        code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
-        for pattern, why in NOT_PORTABLE.items():
-            if re.search(pattern, code):
-                problems.append(f"line {number}: {why}: {line.strip()}")
-    assert not problems, "\n".join(problems)
+@pytest.mark.parametrize(
+    "bash_name, error",
+    [
+        pytest.param("bash-3.2", "bash-3.2-only", marks=pytest.mark.bash32),
+        pytest.param("bash-3.2", "any-bash", marks=pytest.mark.bash32),
+        pytest.param("bash", "any-bash"),
+    ],
+)
+def test_a_script_that_cannot_parse_fails_every_command(rendered: Project, request, bash_name, error):
+    """A syntax error at the last top-level position, where every top-level command has
+    run: no command may exit 0, print its output, or pass for a valid status (3, 4)."""
+    binary = request.getfixturevalue("bash32") if bash_name == "bash-3.2" else "bash"
+    text = rendered.app.read_text()
+    assert FINAL_IF in text
+    head, _, tail = text.rpartition(FINAL_IF)
+    rendered.app.write_text(f"{head}\n{SYNTAX_ERRORS[error]}{FINAL_IF}{tail}")
+    for command in ("--version", "help", "status", "stop"):
+        result = subprocess.run([binary, str(rendered.app), command], cwd=rendered.root, capture_output=True, text=True, timeout=60)
+        assert result.returncode not in (0, 3, 4), f"{command}: exit {result.returncode}\n{result.stderr}"
+        assert result.stdout == "", f"{command} ran: {result.stdout}"
+        assert "syntax error" in result.stderr
 
 
 def test_the_script_body_is_not_jinja(rendered: Project):
