@@ -1,8 +1,9 @@
-"""In a real browser: a user runs a slow cell, closes the tab, comes back later.
+"""In a real browser: a user runs a slow cell, saves, closes the tab, comes back later.
 
 Playwright drives Debian's Chromium (browsers cannot be downloaded here) through
 JupyterLab. With server-side execution every line the cell printed is there when the
-notebook is reopened; without it, the lines printed while no tab was open are lost.
+notebook is reopened; without it, the reopened notebook shows what was saved before the
+tab closed, and none of the lines printed while no tab was open.
 Skipped, saying why, only where no Chromium is installed.
 """
 
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Project
-from test_server_side_execution import sse, sse_project  # noqa: F401  (fixtures)
+from test_lifecycle import wait_for
+from test_server_side_execution import sse, sse_project, stream_lines  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +66,12 @@ def kernel_connected(project: Project) -> bool:
     return status == 200 and any(k["connections"] >= 1 and k["execution_state"] == "idle" for k in kernels)
 
 
+def kernel_idle(project: Project) -> bool:
+    """The server's own view: every kernel has finished what it was running."""
+    status, kernels = project.api("GET", "/api/kernels")
+    return status == 200 and bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
+
+
 def open_notebook(browser, project: Project, url: str):
     page = browser.new_page()
     page.goto(url)
@@ -81,42 +89,51 @@ def output_lines(page) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("line")]
 
 
-def run_close_and_reopen(browser, project: Project, url: str) -> list[str]:
+def wait_for_output(page, text: str, timeout: int) -> bool:
+    try:
+        page.wait_for_function(
+            f"() => document.querySelector('.jp-OutputArea') && document.querySelector('.jp-OutputArea').innerText.includes({text!r})",
+            timeout=timeout,
+        )
+        return True
+    except Exception:
+        return False
+
+
+def run_close_and_reopen(browser, project: Project, url: str, expect: str) -> tuple[list[str], list[str]]:
+    """Runs the cell, saves once it has printed, closes the tab, waits until the cell has
+    finished, reopens the notebook. Returns the lines the save wrote to disk and those
+    the reopened page shows (once it shows `expect`, or after 10 s)."""
+    notebook = project.root / "notebooks/slow.ipynb"
     page = open_notebook(browser, project, url)
     page.locator(".jp-CodeCell .cm-content").first.click()
     page.keyboard.press("Shift+Enter")
-    try:
-        page.wait_for_function(
-            "() => document.querySelector('.jp-OutputArea') && document.querySelector('.jp-OutputArea').innerText.includes('line 1')",
-            timeout=60_000,
-        )
-    except Exception:
+    if not wait_for_output(page, "line 1", timeout=60_000):
         page.screenshot(path=str(Path("/tmp") / f"jt-browser-{int(time.time())}.png"))
-        raise
-    page.close()  # the user closes the tab while the cell runs
-    time.sleep(LINES + 3)  # ...and comes back after it has finished
+        raise AssertionError("the cell never printed in the page")
+    page.keyboard.press("Control+s")  # the user saves...
+    saved = wait_for(lambda: stream_lines(notebook), timeout=30)
+    page.close()  # ...and closes the tab while the cell runs
+    wait_for(lambda: kernel_idle(project), timeout=LINES + 60)  # ...and comes back after it has finished
     page = open_notebook(browser, project, url)
-    try:
-        page.wait_for_function(
-            f"() => document.querySelector('.jp-OutputArea') && document.querySelector('.jp-OutputArea').innerText.includes('line {LINES - 1}')",
-            timeout=10_000,
-        )
-    except Exception:
-        pass  # absent: the assertion below says what was seen
+    wait_for_output(page, expect, timeout=10_000)  # absent: the assertions say what was seen
     lines = output_lines(page)
     page.close()
-    return lines
+    return saved, lines
 
 
 def test_with_server_side_execution_a_reopened_notebook_shows_every_line(sse: Project, browser):  # noqa: F811
     sse.start()
-    lines = run_close_and_reopen(browser, sse, prepare(sse, "sse-proj"))
+    _, lines = run_close_and_reopen(browser, sse, prepare(sse, "sse-proj"), expect=f"line {LINES - 1}")
     assert lines == [f"line {i}" for i in range(LINES)]
-    saved = json.loads((sse.root / "notebooks/slow.ipynb").read_text())["cells"][0]["outputs"]
-    assert f"line {LINES - 1}" in "".join("".join(o.get("text", "")) for o in saved)
+    notebook = sse.root / "notebooks/slow.ipynb"
+    wait_for(lambda: stream_lines(notebook) == lines, timeout=30)
 
 
 def test_without_it_the_lines_printed_while_the_tab_was_closed_are_lost(project: Project, browser):
     project.start()
-    lines = run_close_and_reopen(browser, project, prepare(project, "e2e-proj"))
-    assert f"line {LINES - 1}" not in lines
+    saved, lines = run_close_and_reopen(browser, project, prepare(project, "e2e-proj"), expect="line 0")
+    # The page shows outputs: those saved before the tab closed...
+    assert saved and lines == saved, (saved, lines)
+    # ...and none printed after.
+    assert len(lines) < LINES and f"line {LINES - 1}" not in lines
