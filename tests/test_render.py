@@ -228,6 +228,17 @@ def test_a_script_that_cannot_parse_fails_every_command(rendered: Project, reque
         assert "syntax error" in result.stderr
 
 
+def test_the_github_workflows_pass_actionlint():
+    """.github/workflows runs on GitHub only (macOS among others): linted here, where installed."""
+    workflows = sorted(TEMPLATE.glob(".github/workflows/*.y*ml"))
+    assert TEMPLATE / ".github/workflows/ci.yml" in workflows
+    actionlint = os.environ.get("ACTIONLINT") or shutil.which("actionlint")
+    if not actionlint:
+        pytest.skip("actionlint is not installed: uv sync --group lint (its build downloads it from GitHub), or ACTIONLINT=path")
+    linted = subprocess.run([actionlint, *map(str, workflows)], cwd=TEMPLATE, capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
 def test_the_script_body_is_not_jinja(rendered: Project):
     """Only the constants block is rendered; the body reads and lints as plain bash."""
     source = (TEMPLATE / "template/scripts/app.sh.jinja").read_text()
