@@ -424,20 +424,57 @@ def test_numeric_settings_are_checked_before_anything_runs(project: Project, tmp
 # --- 9: a stale lock whose PID was reused ----------------------------------------------------
 
 
+def lock_as_app_sh_writes_it(project: Project) -> str:
+    """The content of the lock a real `start` holds (caught while it waits for a server
+    slow to answer), left behind as by an app.sh killed with SIGKILL."""
+    lock = project.root / ".logs/app.lock"
+    config = project.root / ".jupyter_config/jupyter_server_config.py"
+    config.write_text(SLOW_TO_ANSWER)
+    holder = subprocess.Popen(
+        [str(project.app), "start", "--no-open"],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        # The server is launched after the lock is taken and written: the lock is whole.
+        server = int(wait_for(lambda: project.pid_file.exists() and project.pid_file.read_text().strip(), timeout=60))
+        written = (lock / "pid").read_text()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+        config.unlink()
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(server))
+    project.pid_file.unlink()
+    assert lock.is_dir(), "a killed app.sh leaves its lock"
+    return written
+
+
 @slow
 def test_a_lock_left_with_a_reused_pid_does_not_block_the_project(project: Project):
+    """After a reboot or a container restart, the PID in a stale lock names another
+    program: a `sleep` of the user's, or PID 1. The lock of an older app.sh held only
+    its PID; this one's is caught from a real start."""
     lock = project.root / ".logs/app.lock"
+    current = lock_as_app_sh_writes_it(project)
     stranger = subprocess.Popen(["sleep", "300"])
     try:
         for owner, commands in ((stranger.pid, (["status"], ["start", "--no-open"], ["stop"])), (1, (["status"], ["stop"]))):
-            for args in commands:
-                lock.mkdir(parents=True, exist_ok=True)
-                (lock / "pid").write_text(f"{owner}\n")
-                result, seconds = app(project, *args, timeout=30)
-                assert result.returncode in (0, 3), (owner, args, result.output)
-                assert seconds < 10, f"{args} with the lock naming live PID {owner}: {seconds:.1f}s"
-                if args[0] != "status":
-                    assert not lock.exists(), f"{args} left the lock behind"
+            for kind, content in (("this app.sh's", current), ("an older app.sh's", "PID\n")):
+                for args in commands:
+                    lock.mkdir(parents=True, exist_ok=True)
+                    (lock / "pid").write_text(re.sub(r"^\S*", str(owner), content, count=1))
+                    case = f"{' '.join(args)}, {kind} lock naming live PID {owner}"
+                    try:
+                        result, seconds = app(project, *args, timeout=30)
+                    except AssertionError as error:
+                        raise AssertionError(f"{case}: {error}") from None
+                    assert result.returncode in (0, 3), (case, result.output)
+                    assert seconds < 10, f"{case}: {seconds:.1f}s"
+                    if args[0] != "status":
+                        assert not lock.exists(), f"{case}: the lock was left behind"
         assert stranger.poll() is None, "the stranger was signalled"
     finally:
         stranger.kill()
