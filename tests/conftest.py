@@ -126,7 +126,9 @@ def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         os.environ["PATH"] = saved
         SHELL_BIN_DIR = None
         for project in SESSION_PROJECTS:
-            leave_nothing_behind(project)
+            # At the session's end copie_session may have removed the project already.
+            if project.app.exists():
+                leave_nothing_behind(project)
 
 
 @dataclass
@@ -245,6 +247,12 @@ class Project:
         starts with this one's ("proj 2"), is never taken for it."""
         markers = [f"{self.root}/.venv/bin/", f"{self.root}/notebooks", f"{self.root}/.jupyter_runtime/"]
         return [(pid, args) for pid, _, args in process_table() if any(m in args for m in markers)]
+
+    def servers(self) -> list[int]:
+        """PIDs of the Jupyter servers serving this project's notebook directory, however
+        they were launched (app.sh runs `python -m jupyterlab`, users `jupyter lab`)."""
+        marker = f"--notebook-dir={self.root}/notebooks"
+        return [pid for pid, _, args in process_table() if "jupyter" in args and any(a == marker for a in args.split())]
 
     def kill_everything(self) -> list[tuple[int, str]]:
         left = self.processes()

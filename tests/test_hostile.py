@@ -153,6 +153,7 @@ holder() {
     source scripts/app.sh
     resolve_project_root
     set_paths
+    load_settings
     acquire_lock 2>/dev/null
     echo took-the-lock
     mkdir .logs/alone 2>/dev/null || echo two-holders-at-once
@@ -230,7 +231,7 @@ def test_a_read_only_directory_is_a_clear_error(project: Project, directory):
     assert result.returncode == 1, result.output
     assert f"{directory} is not writable" in result.stderr
     assert not project.pid_file.exists() and "jupyter.pid" not in left
-    assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+    assert not project.servers()
 
 
 @pytest.mark.parametrize("directory", [".logs", ".jupyter_runtime"])
@@ -241,7 +242,7 @@ def test_a_full_disk_is_a_clear_error(project: Project, directory):
     assert "disk" in result.stderr and "full" in result.stderr
     # README: "no PID file", not an empty one.
     assert not project.pid_file.exists() and "jupyter.pid" not in left, left
-    assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+    assert not project.servers()
 
 
 def test_a_hostile_global_config_cannot_open_the_server_to_the_network(project: Project, tmp_path):

@@ -169,8 +169,7 @@ def test_starting_twice_prints_the_same_url_and_never_starts_a_second_server(pro
     assert again.stdout == first
     assert "already running" in again.stderr
     assert project.server_pid() == pid
-    servers = [p for p, _, args in process_table() if "jupyter-lab" in args and str(project.root) in args]
-    assert servers == [pid]
+    assert project.servers() == [pid]
 
 
 def test_the_default_kernel_is_the_projects_and_stop_takes_kernels_with_it(project: Project):
@@ -286,6 +285,7 @@ LOSER_OF_A_PORT_RACE = """
 source scripts/app.sh
 resolve_project_root
 set_paths
+load_settings
 sleep 1 &
 printf '{\\n  "port": %s,\\n  "url": "http://127.0.0.1:%s/",\\n  "token": "not-the-answering-servers"\\n}\\n' \\
     "$1" "$1" >"$JUPYTER_RUNTIME_DIR/jpserver-$!.json"
@@ -313,8 +313,7 @@ def test_concurrent_starts_in_one_project_share_one_server(project: Project):
     outputs = [proc.communicate(timeout=180) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     assert outputs[0][0] == outputs[1][0] and outputs[0][0].startswith("http://127.0.0.1:")
-    servers = [p for p, _, args in process_table() if "jupyter-lab" in args and str(project.root) in args]
-    assert len(servers) == 1
+    assert len(project.servers()) == 1
 
 
 # --- faults: never signal a stranger, clean up what is ours --------------------------------
@@ -501,7 +500,7 @@ def test_authentication_disabled_by_config_is_refused(project: Project):
     assert result.returncode == 1
     assert "without a token" in result.stderr
     assert not project.pid_file.exists()
-    assert not [p for p, a in project.processes() if "jupyter-lab" in a]
+    assert not project.servers()
 
 
 def test_a_background_server_survives_its_terminal_closing(project: Project):
