@@ -367,6 +367,9 @@ def test_the_stop_timeout_is_seconds_from_the_environment_or_app_local_sh(projec
     for where in ("environment", "app.local.sh"):
         project.start()
         pid = project.server_pid()
+        # Late in a wall-clock second: a timeout counted in whole clock seconds ($SECONDS)
+        # would end up to a second early.
+        time.sleep((0.85 - time.time() % 1) % 1)
         if where == "environment":
             stop, seconds = app(project, "stop", env={"APP_STOP_TIMEOUT": "2"})
         else:
