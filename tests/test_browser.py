@@ -113,6 +113,8 @@ def run_close_and_reopen(browser, project: Project, url: str, expect: str) -> tu
         raise AssertionError("the cell never printed in the page")
     page.keyboard.press("Control+s")  # the user saves...
     saved = wait_for(lambda: stream_lines(notebook), timeout=30)
+    shown = output_lines(page)
+    assert len(shown) < LINES, f"the cell ended before the tab closed: {shown}"
     page.close()  # ...and closes the tab while the cell runs
     wait_for(lambda: kernel_idle(project), timeout=LINES + 60)  # ...and comes back after it has finished
     page = open_notebook(browser, project, url)
