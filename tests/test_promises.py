@@ -157,7 +157,7 @@ LONG_RUNNING_NOTEBOOK = {
             "id": "sleeps",
             "metadata": {},
             "outputs": [],
-            "source": "import time; time.sleep(60)",
+            "source": "import time; time.sleep(600)",
         }
     ],
     "metadata": {},
