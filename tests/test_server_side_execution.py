@@ -245,8 +245,7 @@ def test_a_short_cleanup_delay_loses_the_outputs_which_is_why_the_template_disab
     # The closed tab's cell started first: it has finished, and whatever of it would be
     # saved is saved by now. (The saves are debounced: how many of its first lines made
     # it to disk before the room went varies, none included.)
-    status, kernel = sse.api("GET", f"/api/kernels/{closed_kernel}")
-    assert status == 200 and kernel["execution_state"] == "idle", kernel
+    wait_for(lambda: sse.api("GET", f"/api/kernels/{closed_kernel}")[1]["execution_state"] == "idle")
     lines = stream_lines(closed)
     assert len(lines) < LINES, lines
     assert lines == [f"line {i}" for i in range(len(lines))]
@@ -278,10 +277,9 @@ def test_without_the_option_outputs_of_a_closed_client_are_lost(project: Project
         staying.save("kept.ipynb", "e2e-proj", kept_cell)
     assert stream_lines(kept) == [f"line {i}" for i in range(LINES)]
 
-    # The closed tab's cell started first: it has finished. Reopened, the notebook gets
-    # what the file holds and what the server hands a new tab, and is saved again.
-    status, kernel = project.api("GET", f"/api/kernels/{closed_kernel}")
-    assert status == 200 and kernel["execution_state"] == "idle", kernel
+    # The closed tab's cell started first: it has finished (or is about to). Reopened, the
+    # notebook gets what the file holds and what the server hands a new tab; it is saved again.
+    wait_for(lambda: project.api("GET", f"/api/kernels/{closed_kernel}")[1]["execution_state"] == "idle")
     with classic_tab(project, closed_kernel) as reopened:
         reopened.lines = stream_lines(closed)
         reopened.catch_up()
