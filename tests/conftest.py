@@ -48,13 +48,60 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # --- the shells app.sh runs under ----------------------------------------------------------
-# README promises bash 3.2 (macOS) as well as Linux's bash. The tests of these modules (and
-# those marked `shells`) run once per shell: "bash" is whatever bash PATH finds, "bash-3.2"
-# puts a directory holding only a `bash` link to bash 3.2 first on PATH, so app.sh's
-# `#!/usr/bin/env bash`, every Popen of it and every `bash -c` of a test run bash 3.2.
-# One shell only: JT_TEST_SHELLS=bash (or bash-3.2), or -m "not bash32".
+# README promises bash 3.2 (macOS) as well as Linux's bash. The end-to-end modules run
+# under the shells of JT_TEST_SHELLS (default "bash,bash-3.2"): "bash" is whatever bash PATH
+# finds, "bash-3.2" puts a directory holding only a `bash` link to bash 3.2 first on PATH,
+# so app.sh's `#!/usr/bin/env bash`, every Popen of it and every `bash -c` of a test run
+# bash 3.2. Under both shells: test_cli.py, the tests of BASH32_TESTS (one or two per code
+# path of app.sh) and tests marked `shells`; the others run under the first shell listed.
+# Every test of these modules under both shells would add ~12 minutes to a suite of ~12 on 2
+# cores (budget: 15); JT_TEST_SHELLS_ALL=1 does it (the macOS job of the GitHub workflow).
+# One shell only: JT_TEST_SHELLS=bash (or bash-3.2: every test under bash 3.2), or
+# -m "not bash32".
 SHELLS = ("bash", "bash-3.2")
 SHELL_MODULES = {"test_cli", "test_lifecycle", "test_hostile", "test_existing_projects", "test_promises"}
+BASH32_TESTS = {
+    "test_cli": "*",
+    "test_lifecycle": {
+        "test_start_serves_jupyterlab_on_a_free_port_with_the_pid_file_and_token",
+        "test_the_default_kernel_is_the_projects_and_stop_takes_kernels_with_it",
+        "test_logs_show_and_follow_the_server_log",
+        "test_foreground_ctrl_c_stops_the_server_and_its_kernels",
+        "test_a_killed_server_leaves_kernels_that_status_reports_and_stop_removes",
+        "test_a_stock_jupyter_lab_in_the_project_is_reported_and_not_stopped",
+        "test_a_busy_port_is_refused_by_name_and_skipped_by_auto_selection",
+        "test_every_port_taken_names_the_range_and_the_way_out",
+        "test_a_server_dying_during_startup_fails_fast_with_its_log",
+        "test_stale_runtime_files_are_cleaned_on_status",
+        "test_the_lifecycle_works_without_setsid_flock_lsof_ss_or_curl",
+        "test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink",
+        "test_bootstrap_installs_the_projects_own_dependencies",
+    },
+    "test_hostile": {
+        "test_a_lock_left_by_a_dead_command_is_broken_once",
+        "test_a_read_only_directory_is_a_clear_error",
+        "test_a_full_disk_is_a_clear_error",
+        "test_the_pid_file_log_and_runtime_files_are_private",
+    },
+    "test_existing_projects": {
+        "test_a_broken_local_config_is_a_clear_error",
+        "test_bootstrap_reads_dependencies_from_pyproject_toml",
+    },
+    "test_promises": {
+        "test_numeric_settings_are_checked_before_anything_runs",
+        "test_app_local_sh_sets_the_start_timeout",
+        "test_app_sh_through_a_relative_symlink_called_without_a_slash",
+        "test_status_json_is_json_in_every_state_and_agrees_with_status",
+        "test_status_json_is_json_whatever_the_pid_file_holds",
+        "test_status_json_is_json_in_a_path_that_needs_escaping",
+        "test_doctor_passes_the_kernel_of_a_project_whose_path_has_a_quote",
+        "test_doctor_without_copier_skips_the_template_check",
+        "test_without_ps_and_without_proc_app_sh_refuses_and_changes_nothing",
+        "test_without_a_working_ps_the_running_server_is_still_seen_and_stopped",
+        "test_the_token_stays_out_of_curls_command_line_when_bash_has_no_dev_tcp",
+        "test_closing_the_terminal_while_start_waits_keeps_the_server_ctrl_c_stops_it",
+    },
+}
 BASH32_BUILDER = TEMPLATE / "tests/tools/bash-3.2/build.sh"
 # The bash-3.2 leg's directory while it runs: Project.run keeps it first on a PATH a test sets.
 SHELL_BIN_DIR: Path | None = None
@@ -67,11 +114,33 @@ def selected_shells() -> list[str]:
     return names
 
 
+def runs_under_every_shell(module: str, name: str, definition: pytest.Item) -> bool:
+    listed = BASH32_TESTS.get(module, ())
+    return os.environ.get("JT_TEST_SHELLS_ALL") == "1" or listed == "*" or name in listed or bool(definition.get_closest_marker("shells"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rpartition(".")[2]
     if module in SHELL_MODULES or metafunc.definition.get_closest_marker("shells"):
-        params = [pytest.param(name, id=name, marks=[pytest.mark.bash32] if name == "bash-3.2" else []) for name in selected_shells()]
+        shells = selected_shells()
+        if not runs_under_every_shell(module, metafunc.function.__name__, metafunc.definition):
+            shells = shells[:1]
+        params = [pytest.param(name, id=name, marks=[pytest.mark.bash32] if name == "bash-3.2" else []) for name in shells]
         metafunc.parametrize("shell", params, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """BASH32_TESTS names tests that exist: a renamed test must be renamed there too."""
+    modules = {item.module.__name__.rpartition(".")[2]: item.module for item in items if isinstance(item, pytest.Function)}
+    missing = [
+        f"{module}.{name}"
+        for module, names in BASH32_TESTS.items()
+        if module in modules and names != "*"
+        for name in sorted(names)
+        if not hasattr(modules[module], name)
+    ]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py BASH32_TESTS names tests that do not exist: {', '.join(missing)}")
 
 
 @functools.cache
