@@ -1,0 +1,108 @@
+"""What a user sees (issue 15): in a real browser, one kernel and no news toast; in the
+server log, what the server says and nothing the wrapper causes; doctor names a kernel
+that should not be there.
+
+Playwright drives Debian's Chromium, as in test_browser.py; the browser tests skip,
+saying why, where no Chromium is installed. Nothing here writes JupyterLab settings:
+the project's own defaults are under test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import Project, bootstrap
+from test_browser import browser  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+NEWS_QUESTION = "official Jupyter news"
+
+
+def launcher_kernels(page) -> dict[str, list[str]]:
+    """The launcher's sections (Notebook, Console, ...) and the labels of their cards."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.jp-Launcher-section')].map(section => [
+            section.querySelector('.jp-Launcher-sectionTitle').innerText.trim(),
+            [...section.querySelectorAll('.jp-LauncherCard-label')].map(label => label.innerText.trim()),
+        ]))"""
+    )
+
+
+def test_the_launcher_offers_only_the_projects_kernel_and_no_news_toast(project: Project, browser):  # noqa: F811
+    project.start()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    try:
+        page.goto(project.run("url").stdout.strip())
+        page.wait_for_selector(".jp-Launcher-section .jp-LauncherCard", timeout=60_000)
+        loaded = time.monotonic()
+        sections = launcher_kernels(page)
+        assert sections.get("Notebook") == ["E2E Proj"], sections
+        assert sections.get("Console") == ["E2E Proj"], sections
+        # JupyterLab asks about the news a moment after it is restored: give it 10 s.
+        try:
+            page.wait_for_function(f"() => document.body.innerText.includes({NEWS_QUESTION!r})", timeout=10_000)
+        except Exception:
+            pass
+        assert NEWS_QUESTION not in page.inner_text("body"), "the news toast is shown"
+        assert time.monotonic() - loaded >= 9.5
+        assert not page.locator(".jp-Dialog").count(), page.locator(".jp-Dialog").first.inner_text()
+        assert not page.locator(".Toastify__toast").count(), page.locator(".Toastify__toast").first.inner_text()
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_the_log_has_no_line_the_wrapper_causes(project: Project, browser):  # noqa: F811
+    project.start()
+    # A notebook open with its kernel, so the log holds what a session does, not just a start.
+    notebook = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (project.root / "notebooks/view.ipynb").write_text(json.dumps(notebook))
+    page = browser.new_page()
+    try:
+        page.goto(project.run("url").stdout.strip().replace("/lab?", "/lab/tree/view.ipynb?"))
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    finally:
+        page.close()
+        (project.root / "notebooks/view.ipynb").unlink()
+    project.run("restart", "--no-open")  # a second start: the log of the first is kept as jupyter.log.1
+    assert project.run("stop").returncode == 0
+    for log in (project.root / ".logs/jupyter.log.1", project.root / ".logs/jupyter.log"):
+        text = log.read_text()
+        assert "is running at" in text, text
+        assert not re.search(r"\b40[13] GET|Forbidden", text), text
+    shown = project.run("logs").stdout
+    assert not re.search(r"\b40[13] GET|Forbidden", shown), shown
+
+
+def test_doctor_fails_while_the_native_kernel_is_back_and_bootstrap_removes_it(project: Project):
+    native = project.root / ".venv/share/jupyter/kernels/python3"
+    assert not native.exists(), "bootstrap left ipykernel's own kernel spec in the venv"
+    # What every install of ipykernel does (pip install -U ipykernel, uv pip install ...).
+    python = str(project.root / ".venv/bin/python")
+    line = next(line for line in project.run("doctor", "--offline").stdout.splitlines() if "only the project's kernel (spec 2)" in line)
+    assert line.startswith("PASS"), line
+    subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True)
+    assert (native / "kernel.json").is_file()
+    doctor = project.run("doctor", "--offline")
+    assert doctor.returncode == 1, doctor.output
+    line = next(line for line in doctor.stdout.splitlines() if "only the project's kernel (spec 2)" in line)
+    assert line.startswith("FAIL") and ".venv/share/jupyter/kernels/python3" in line and "scripts/app.sh bootstrap" in line, line
+    bootstrap(project)  # nothing else changed: the no-op bootstrap removes it
+    assert not native.exists()
+    doctor = project.run("doctor", "--offline")
+    line = next(line for line in doctor.stdout.splitlines() if "only the project's kernel (spec 2)" in line)
+    assert line.startswith("PASS"), line
+    # Installed again while the server is down: start removes it, and the server offers one kernel.
+    subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True)
+    project.start()
+    assert not native.exists()
+    status, specs = project.api("GET", "/api/kernelspecs")
+    assert status == 200 and sorted(specs["kernelspecs"]) == ["e2e-proj"], specs
