@@ -1,0 +1,240 @@
+"""`app.sh run NOTEBOOK`: a notebook started headless, picked up later by any frontend.
+
+Real JupyterLab with jupyter-collaboration and jupyter-server-nbmodel, real kernels.
+A notebook is started from a "terminal" (app.sh run, nothing attached afterwards);
+later a frontend opens it the way JupyterLab does (the notebook's collaboration room,
+its session) and finds every output, including those printed while nobody watched,
+and the same live kernel: the loop variable still holds its last value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, bootstrap, process_table, render
+from test_lifecycle import wait_for
+from test_server_side_execution import room_open
+
+pytestmark = pytest.mark.slow
+
+STEPS = 30
+LOOP = f"import time\nfor i in range({STEPS}):\n    print(i, flush=True)\n    time.sleep(0.2)"
+
+
+@pytest.fixture(scope="module")
+def sse(copie_session):
+    """A project with server-side execution, its server running for the module's tests."""
+    from conftest import leave_nothing_behind
+
+    project = Project(render(copie_session, project_name="run-proj", server_side_execution=True))
+    bootstrap(project)
+    yield project
+    leave_nothing_behind(project)
+
+
+def write_notebook(project: Project, name: str, *sources: str) -> Path:
+    cells = [
+        {"cell_type": "code", "id": f"cell-{n}", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+        for n, source in enumerate(sources)
+    ]
+    cells.insert(1, {"cell_type": "markdown", "id": "prose", "metadata": {}, "source": "Some *prose*"})
+    metadata = {"kernelspec": {"name": "run-proj", "display_name": "Run Proj", "language": "python"}}
+    path = project.root / "notebooks" / name
+    path.write_text(json.dumps({"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def session_kernel(project: Project, name: str) -> str:
+    status, sessions = project.api("GET", "/api/sessions")
+    assert status == 200
+    (kernel,) = [s["kernel"]["id"] for s in sessions if s["path"] == name]
+    return kernel
+
+
+def pending(project: Project, kernel: str) -> list:
+    status, data = project.api("GET", f"/api/kernels/{kernel}/execute")
+    assert status == 200, status
+    return data["requests"]
+
+
+def evaluate(project: Project, kernel: str, code: str) -> str:
+    """What the kernel answers to `code` (its text/plain result), through the server."""
+    status, request = project.api("POST", f"/api/kernels/{kernel}/execute", {"code": code})
+    assert status == 202, status
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, result = project.api("GET", request["request_url"])
+        if status == 200:
+            outputs = json.loads(result["outputs"])
+            return "".join("".join(o["data"]["text/plain"]) for o in outputs if o["output_type"] == "execute_result")
+        assert status == 202, (status, result)
+        time.sleep(0.1)
+    raise AssertionError(f"{code!r} never ended")
+
+
+def stream_text(cell: dict) -> str:
+    return "".join(
+        "".join(o["text"]) if isinstance(o["text"], list) else o["text"] for o in cell.get("outputs", []) if o.get("output_type") == "stream"
+    )
+
+
+def saved_lines(path: Path, cell: int = 1) -> list[str]:
+    try:
+        notebook = json.loads(path.read_text())
+    except json.JSONDecodeError:  # caught in the middle of a save
+        return []
+    return stream_text(notebook["cells"][cell]).split()
+
+
+def test_a_headless_run_is_picked_up_later_with_every_output_and_the_same_kernel(sse: Project):
+    """The hand-off: run returns at once, the run goes on with nothing attached, a second
+    run is refused, status shows it, the token is nowhere, and a frontend that opens the
+    notebook afterwards sees all the outputs and the loop's `i` in the same kernel."""
+    log_before = (sse.root / ".logs/jupyter.log").read_text() if (sse.root / ".logs/jupyter.log").exists() else ""
+    path = write_notebook(sse, "loop.ipynb", "x = 'kept'", LOOP)
+    started = time.monotonic()
+    result = sse.run("run", "notebooks/loop.ipynb", timeout=120)
+    assert result.returncode == 0, result.output
+    assert time.monotonic() - started < 60  # includes the server's start
+    token = sse.server_info()["token"]
+    url = sse.server_info()["url"].rstrip("/")
+    assert result.stdout == f"{url}/lab/tree/loop.ipynb?token={token}\n"
+    assert "2 cell(s) queued" in result.stderr
+
+    # While it runs: nothing of this project carries the token in its command line,
+    # status lists the run, a second run is refused.
+    kernel = session_kernel(sse, "loop.ipynb")
+    assert pending(sse, kernel), "the run had ended before anyone looked"
+    for pid, _, args in process_table():
+        assert token not in args, (pid, args)
+    status = sse.run("status")
+    assert "run:       loop.ipynb: cell " in status.stdout and " of 2, since " in status.stdout, status.stdout
+    runs = json.loads(sse.run("status", "--json").stdout)["runs"]
+    assert [(r["notebook"], r["cells"]) for r in runs] == [("loop.ipynb", 2)]
+    again = sse.run("run", "loop.ipynb")
+    assert again.returncode == 1
+    assert "already running" in again.stderr and "--follow" in again.stderr and "--cancel" in again.stderr
+
+    wait_for(lambda: not pending(sse, kernel), timeout=STEPS + 60, interval=0.5)
+    # A frontend opens the notebook afterwards: the shared document has every line,
+    # the file on disk too (saved a second after the last change), and the session's
+    # kernel is the one that ran the loop.
+    with room_open(sse, "loop.ipynb") as room:
+        room.wait_until_it_shows(f"{STEPS - 1}\\n", timeout=10)
+    wait_for(lambda: saved_lines(path, cell=2) == [str(i) for i in range(STEPS)], timeout=30, interval=0.5)
+    assert session_kernel(sse, "loop.ipynb") == kernel
+    assert evaluate(sse, kernel, "i, x") == f"({STEPS - 1}, 'kept')"
+    assert "run:" not in sse.run("status").stdout
+    assert json.loads(sse.run("status", "--json").stdout)["runs"] == []
+    # The server's start-up banner is the one place the token may appear in the log.
+    added = (sse.root / ".logs/jupyter.log").read_text().removeprefix(log_before)
+    assert [line for line in added.splitlines() if token in line and "/lab?token=" not in line] == []
+
+
+def test_wait_exits_1_at_the_first_failing_cell_and_0_when_all_succeed(sse: Project):
+    write_notebook(sse, "fails.ipynb", "print('before')", "1/0", "print('never')")
+    failed = sse.run("run", "--wait", "fails.ipynb", timeout=120)
+    assert failed.returncode == 1, failed.output
+    assert "cell 2 of 3 failed: ZeroDivisionError: division by zero" in failed.stderr
+    kernel = session_kernel(sse, "fails.ipynb")
+    assert evaluate(sse, kernel, "6 * 7") == "42"  # the kernel lives on
+    with room_open(sse, "fails.ipynb") as room:
+        room.wait_until_it_shows("before", timeout=10)
+        assert not room.shows("never\\n"), "a cell after the failure ran"
+
+    write_notebook(sse, "fine.ipynb", "y = 6 * 7", "print(y)")
+    fine = sse.run("run", "--wait", "fine.ipynb", timeout=120)
+    assert fine.returncode == 0, fine.output
+    assert "all 2 cell(s) ran" in fine.stderr
+
+
+def test_follow_prints_the_outputs_in_order_and_ctrl_c_detaches(sse: Project):
+    write_notebook(sse, "follow.ipynb", "print('first')", LOOP, "i * 10")
+    followed = sse.run("run", "--follow", "follow.ipynb", timeout=120)
+    assert followed.returncode == 0, followed.output
+    lines = followed.stdout.splitlines()
+    assert lines[0].startswith("http://") and "/lab/tree/follow.ipynb" in lines[0]
+    assert lines[1:] == ["first", *map(str, range(STEPS)), str((STEPS - 1) * 10)]
+
+    # Ctrl-C while following (SIGINT to the terminal's foreground process group): the
+    # terminal is free again, the run goes on to its end, and a second --follow joins it.
+    watcher = subprocess.Popen(
+        [str(sse.app), "run", "--follow", "follow.ipynb"],
+        cwd=sse.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    while watcher.stdout.readline().strip() != "3":
+        assert watcher.poll() is None, watcher.stderr.read()
+    os.killpg(watcher.pid, signal.SIGINT)
+    out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130, err
+    assert "detached; the run goes on" in err
+    kernel = session_kernel(sse, "follow.ipynb")
+    assert pending(sse, kernel), "the run stopped with its watcher"
+    joined = sse.run("run", "--follow", "follow.ipynb", timeout=120)
+    assert joined.returncode == 0, joined.output
+    assert "joining it" in joined.stderr
+    assert joined.stdout.splitlines()[-1] == str((STEPS - 1) * 10)
+
+
+def test_cancel_interrupts_the_running_cell_and_drops_the_rest(sse: Project):
+    write_notebook(sse, "cancel.ipynb", LOOP.replace("0.2", "1"), "print('after')")
+    assert sse.run("run", "cancel.ipynb", timeout=120).returncode == 0
+    kernel = session_kernel(sse, "cancel.ipynb")
+    wait_for(lambda: any(r["request_status"] == "running" for r in pending(sse, kernel)), timeout=60)
+    time.sleep(2)
+    cancelled = sse.run("run", "--cancel", "cancel.ipynb")
+    assert cancelled.returncode == 0, cancelled.output
+    assert "run cancelled at cell 1 of 2" in cancelled.stderr
+    assert pending(sse, kernel) == []
+    stopped_at = int(evaluate(sse, kernel, "i"))
+    assert stopped_at < STEPS - 1
+    with room_open(sse, "cancel.ipynb") as room:
+        room.wait_until_it_shows("KeyboardInterrupt", timeout=10)
+        assert not room.shows("after\\n"), "the queued cell ran"
+    nothing = sse.run("run", "--cancel", "cancel.ipynb")
+    assert nothing.returncode == 0 and "no run in progress" in nothing.stderr
+
+
+def test_bad_input_is_refused_and_changes_nothing(sse: Project, tmp_path):
+    sse.run("stop")
+    outside = tmp_path / "outside.ipynb"
+    outside.write_text("{}")
+    (sse.root / "notebooks/broken.ipynb").write_text("not json")
+    (sse.root / "notebooks/notes.txt").write_text("text")
+    cases = {
+        (): (2, "which notebook?"),
+        ("a.ipynb", "b.ipynb"): (2, "one notebook at a time"),
+        ("--bogus", "a.ipynb"): (2, "unknown option '--bogus'"),
+        ("--cancel", "--wait", "a.ipynb"): (2, "--cancel takes neither"),
+        ("missing.ipynb",): (1, "no notebook 'missing.ipynb'"),
+        (str(outside),): (1, "outside the notebook directory notebooks/"),
+        ("notebooks",): (1, "is a directory"),
+        ("notes.txt",): (1, "is not a notebook"),
+        ("broken.ipynb",): (1, "is not a notebook: not JSON"),
+    }
+    for args, (code, message) in cases.items():
+        result = sse.run("run", *args)
+        assert (result.returncode, result.stdout) == (code, ""), (args, result.output)
+        assert message in result.stderr, (args, result.stderr)
+    assert not sse.pid_file.exists() and sse.servers() == []
+
+
+def test_without_server_side_execution_run_says_how_to_turn_it_on(project: Project):
+    (project.root / "notebooks/plain.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    result = project.run("run", "plain.ipynb")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "copier update --trust -d server_side_execution=true" in result.stderr
+    assert "scripts/app.sh bootstrap" in result.stderr and "restart" in result.stderr
+    assert not project.pid_file.exists() and project.servers() == []
