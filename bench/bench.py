@@ -5,10 +5,15 @@ with repetitions (min / median / max):
 
 - `app.sh start` until the URL is printed, against a bare `jupyter lab --no-browser`
   (same venv, same isolation variables) until `/api` answers;
+- the same against a user's own venv (`uv pip install` of the same requirements, so
+  with rfc3987-syntax), as a ratio (issue 14: <= 0.55), and again for a project with
+  server-side execution (<= 0.6);
 - `app.sh stop`, idle and with 3 busy kernels, against SIGTERM to a bare server until
   its port closes; and the processes left afterwards;
 - `app.sh status` with 20 stale runtime files;
-- `app.sh bootstrap` cold (empty uv cache, no venv), warm (cache, no venv), warm with
+- `app.sh stop` idle against the bare server's SIGTERM-to-exit as a ratio (<= 1.0);
+- `app.sh bootstrap` cold (empty uv cache, no venv), warm (cache, no venv) also as a
+  ratio to `uv venv` + `uv pip install` of the same requirements (<= 1.2), warm with
   PYTHONDONTWRITEBYTECODE=1 (bytecode compiled at bootstrap), no-op,
   cold without uv on PATH, and `python -m venv` + `pip install` as the baseline;
 - optionally (--suite) the test suite, whole and the fast subset.
@@ -126,8 +131,9 @@ def start_busy_kernels(project: Project, url: str, token: str, count: int = 3) -
         subprocess.run([str(project.root / ".venv/bin/python"), "-c", BUSY_KERNEL, str(connection)], check=True)
 
 
-def bare_server(project: Project) -> subprocess.Popen:
-    args = [str(project.root / ".venv/bin/jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={PORT}"]
+def bare_server(project: Project, venv: Path | None = None) -> subprocess.Popen:
+    venv = venv or project.root / ".venv"
+    args = [str(venv / "bin/jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={PORT}"]
     if os.geteuid() == 0:
         args.append("--allow-root")
     return subprocess.Popen(
@@ -140,9 +146,9 @@ def bare_server(project: Project) -> subprocess.Popen:
     )
 
 
-def bare_start(project: Project) -> tuple[float, subprocess.Popen]:
+def bare_start(project: Project, venv: Path | None = None) -> tuple[float, subprocess.Popen]:
     started = time.perf_counter()
-    server = bare_server(project)
+    server = bare_server(project, venv)
     while not http_ok(f"http://127.0.0.1:{PORT}/api"):
         if server.poll() is not None:
             raise RuntimeError("the bare server exited")
@@ -163,12 +169,59 @@ def bare_token(project: Project, server: subprocess.Popen) -> str:
     return info["token"]
 
 
-def render(where: Path, name: str) -> Project:
+def render(where: Path, name: str, **answers) -> Project:
     from copier import run_copy
 
     # HEAD: the working tree, not the latest release tag copier would pick by default.
-    run_copy(str(REPO), str(where), data={"project_name": name, **RANGE}, defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD")
+    data = {"project_name": name, **RANGE, **answers}
+    run_copy(str(REPO), str(where), data=data, defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD")
     return Project(where)
+
+
+def requirements(project: Project) -> list[str]:
+    """The Jupyter requirements bootstrap installs, from its "installing ..." line."""
+    shutil.rmtree(project.root / ".venv", ignore_errors=True)
+    output = project.run("bootstrap").stderr
+    line = next(line for line in output.splitlines() if line.startswith("app.sh: installing ") and "==" in line)
+    return line.removeprefix("app.sh: installing ").removesuffix("...").split()
+
+
+def user_venv(project: Project, venv: Path, reqs: list[str]) -> float:
+    """What a user gets without the template: a new venv, `uv pip install` of the same
+    requirements (so with rfc3987-syntax). Returns the seconds it took."""
+    shutil.rmtree(venv, ignore_errors=True)
+    started = time.perf_counter()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(["uv", "venv", "--quiet", "--python", str(project.root / ".venv/bin/python"), str(venv)], check=True, **quiet)
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(venv / "bin/python"), *reqs], check=True, **quiet)
+    return time.perf_counter() - started
+
+
+def side_by_side_start(project: Project, venv: Path, reps: int, log) -> tuple[list[float], list[float], list[float], list[float]]:
+    """app.sh start/stop against a bare server of `venv`, alternating the order per round."""
+    for warm_up in ("app", "bare"):  # the first start caches bytecode: not measured
+        if warm_up == "app":
+            project.run("start", "--no-open")
+            project.run("stop")
+        else:
+            bare_stop(bare_start(project, venv)[1])
+    app_start, bare_starts, app_stop, bare_stops = [], [], [], []
+    for rep in range(reps):
+        log(f"start/stop against {venv.name}: round {rep + 1} of {reps}")
+        for side in ("app", "bare") if rep % 2 == 0 else ("bare", "app"):
+            if side == "app":
+                app_start.append(project.timed("start", "--no-open"))
+                app_stop.append(project.timed("stop"))
+            else:
+                seconds, server = bare_start(project, venv)
+                bare_starts.append(seconds)
+                bare_stops.append(bare_stop(server))
+    return app_start, bare_starts, app_stop, bare_stops
+
+
+def ratio_row(label: str, app: list[float], base: list[float], limit: float) -> tuple[str, str, str, str, str]:
+    ratio = statistics.median(app) / statistics.median(base)
+    return (label, fmt(app), fmt(base), f"ratio ≤ {limit}", f"{'ok' if ratio <= limit else 'MISSED'}: ratio {ratio:.2f}")
 
 
 def summary(samples: list[float]) -> tuple[float, float, float]:
@@ -234,11 +287,16 @@ def main() -> int:
                 project.timed("bootstrap", env={"UV_CACHE_DIR": str(cache), "PATH": no_uv_path, "PIP_NO_CACHE_DIR": "1"})
             )
             shutil.rmtree(cache, ignore_errors=True)
-        log("bootstrap: warm (uv cache, no venv)")
-        warm = []
-        for _ in range(3):
-            shutil.rmtree(project.root / ".venv", ignore_errors=True)
-            warm.append(project.timed("bootstrap"))
+        log("bootstrap: warm (uv cache, no venv), against uv venv + uv pip install of the same requirements")
+        reqs = requirements(project)
+        warm, uv_alone = [], []
+        for rep in range(3):
+            for side in ("app", "uv") if rep % 2 == 0 else ("uv", "app"):
+                if side == "app":
+                    shutil.rmtree(project.root / ".venv", ignore_errors=True)
+                    warm.append(project.timed("bootstrap"))
+                else:
+                    uv_alone.append(user_venv(project, work / "user-venv", reqs))
         log("bootstrap: warm, with PYTHONDONTWRITEBYTECODE=1 (compiles bytecode)")
         warm_compiling = []
         for _ in range(2):
@@ -262,6 +320,7 @@ def main() -> int:
             ("bootstrap, cold: empty uv cache, no venv", fmt(cold), baseline, "as fast as the network allows", "ok"),
             ("bootstrap, cold without uv on PATH", fmt(cold_no_uv), baseline, "as fast as the network allows", "ok"),
             ("bootstrap, warm: uv cache, no venv", fmt(warm), "", "≤ 3 s", "ok" if statistics.median(warm) <= 3 else "MISSED"),
+            ratio_row("bootstrap, warm / uv venv + uv pip install of the same requirements", warm, uv_alone, 1.2),
             (
                 "bootstrap, warm, PYTHONDONTWRITEBYTECODE=1",
                 fmt(warm_compiling),
@@ -300,6 +359,24 @@ def main() -> int:
             )
         )
         rows.append(("stop, idle", fmt(app_stop), fmt(bare_stops), "≤ 1 s, nothing left", verdict_stop(app_stop, project)))
+        rows.append(ratio_row("stop, idle / bare SIGTERM-to-exit, same venv", app_stop, bare_stops, 1.0))
+
+        # Against what a user gets without the template: the same requirements installed
+        # with `uv pip install` into a new venv (user_venv above, so with rfc3987-syntax).
+        user = work / "user-venv"
+        app_start, bare_starts, app_stop, bare_stops = side_by_side_start(project, user, options.reps, log)
+        rows.append(ratio_row("start until the URL is printed / bare `jupyter lab` of a user's venv until /api answers", app_start, bare_starts, 0.55))
+        rows.append(ratio_row("stop, idle / bare SIGTERM-to-exit of a user's venv", app_stop, bare_stops, 1.0))
+
+        log("server-side execution: render, bootstrap, a user's venv with the same requirements")
+        sse = render(work / "bench-sse", "bench-sse", server_side_execution=True)
+        sse_reqs = requirements(sse)
+        user_venv(sse, work / "user-venv-sse", sse_reqs)
+        app_start, bare_starts, app_stop, bare_stops = side_by_side_start(sse, work / "user-venv-sse", options.reps, log)
+        rows.append(
+            ratio_row("server-side execution: start until the URL is printed / bare `jupyter lab` of a user's venv", app_start, bare_starts, 0.6)
+        )
+        rows.append(ratio_row("server-side execution: stop, idle / bare SIGTERM-to-exit of a user's venv", app_stop, bare_stops, 1.0))
 
         busy_app, busy_bare = [], []
         for rep in range(max(2, options.reps // 2)):
@@ -340,8 +417,9 @@ def main() -> int:
             ("status, 20 stale runtime files", fmt(status_times), "", "≤ 150 ms", "ok" if statistics.median(status_times) <= 0.15 else "MISSED")
         )
     finally:
-        if "project" in locals():
-            project.run("stop", check=False)
+        for name in ("project", "sse"):
+            if name in locals():
+                locals()[name].run("stop", check=False)
         shutil.rmtree(work, ignore_errors=True)
 
     if options.suite:
