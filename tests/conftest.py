@@ -77,8 +77,8 @@ BASH32_TESTS = {
         "test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink",
         "test_bootstrap_installs_the_projects_own_dependencies",
     },
+    # Not the lock races: 240 commands, ~40 s under bash 3.2 (its /proc reading is ~4x slower).
     "test_hostile": {
-        "test_a_lock_left_by_a_dead_command_is_broken_once",
         "test_a_read_only_directory_is_a_clear_error",
         "test_a_full_disk_is_a_clear_error",
         "test_the_pid_file_log_and_runtime_files_are_private",
