@@ -362,7 +362,14 @@ def test_stale_runtime_files_are_cleaned_on_status(project: Project):
             json_file.write_text(json.dumps({"pid": pid, "port": 1}))
             (project.runtime_dir / f"jpserver-{pid}-open.html").write_text("")
             stale.append(json_file)
-        (project.runtime_dir / "kernel-dead.json").write_text("{}")
+        # A kernel file no live process names goes once it is over a minute old (another
+        # Jupyter tool may be about to start its kernel from a fresh one): kept while new.
+        dead_kernel = project.runtime_dir / "kernel-dead.json"
+        dead_kernel.write_text("{}")
+        project.run("status")
+        assert dead_kernel.exists(), "a fresh kernel file may be a tool's kernel about to start"
+        old = time.time() - 120
+        os.utime(dead_kernel, (old, old))
         project.run("status")
         assert not [f for f in project.runtime_dir.iterdir() if f.name.startswith(("jpserver-", "kernel-"))]
     finally:
