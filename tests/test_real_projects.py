@@ -1,0 +1,224 @@
+"""Existing projects as they really are (issue 12): notebooks where they already live,
+the project's own package, a dependency that no longer resolves. Each project is built
+here in the shape of a public repository, adopted with the real copier CLI, and its own
+notebook opened through the running server as JupyterLab opens it: the contents API,
+a session, and a cell run in that session's kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import TEST_PORTS, Project, git, leave_nothing_behind
+from test_existing_projects import copier_cli
+
+pytestmark = pytest.mark.slow
+
+# Runs one cell in a kernel through its connection file; prints what the cell printed.
+RUN_CELL = """
+import sys
+from jupyter_client import BlockingKernelClient
+client = BlockingKernelClient()
+client.load_connection_file(sys.argv[1])
+client.start_channels()
+client.wait_for_ready(timeout=60)
+out = []
+def keep(msg):
+    if msg["msg_type"] == "stream":
+        out.append(msg["content"]["text"])
+    elif msg["msg_type"] == "error":
+        out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+reply = client.execute_interactive(sys.argv[2], timeout=60, output_hook=keep)
+client.stop_channels()
+print("".join(out), end="")
+sys.exit(reply["content"]["status"] != "ok")
+"""
+
+
+def notebook(*sources: str) -> str:
+    cells = [
+        {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+        for i, src in enumerate(sources)
+    ]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+@pytest.fixture
+def adopt(template_repo: Path, tmp_path: Path):
+    """adopt(files, name) builds a committed repository from `files` and adopts the
+    template in it non-interactively, as README says; returns the project and copier's
+    output. Every project is stopped and checked clean afterwards."""
+    made: list[Project] = []
+
+    def make(files: dict[str, str], name: str) -> tuple[Project, str]:
+        root = tmp_path / name
+        root.mkdir()
+        write_tree(root, files)
+        git(root, "init", "-q")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "the project as it was")
+        answers = [f"-d{key}={value}" for key, value in {"project_name": name, **TEST_PORTS}.items()]
+        copied = copier_cli("copy", "--trust", "--defaults", *answers, str(template_repo), ".", cwd=root)
+        assert copied.returncode == 0, copied.stderr
+        project = Project(root)
+        made.append(project)
+        return project, copied.stdout + copied.stderr
+
+    yield make
+    for project in made:
+        leave_nothing_behind(project)
+
+
+def open_and_run(project: Project, notebook_path: str, code: str) -> str:
+    """Opens NOTEBOOK_PATH (relative to JupyterLab's root) as JupyterLab does and runs CODE
+    in its session's kernel; returns what the cell printed."""
+    status, model = project.api("GET", f"/api/contents/{notebook_path}")
+    assert status == 200, f"JupyterLab cannot open {notebook_path}: {status}"
+    assert model["type"] == "notebook"
+    status, session = project.api(
+        "POST", "/api/sessions", {"path": notebook_path, "name": notebook_path, "type": "notebook", "kernel": {"name": project.root.name}}
+    )
+    assert status == 201, status
+    connection = project.runtime_dir / f"kernel-{session['kernel']['id']}.json"
+    ran = subprocess.run(
+        [str(project.root / ".venv/bin/python"), "-c", RUN_CELL, str(connection), code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return ran.stdout
+
+
+def doctor_lines(project: Project) -> dict[str, str]:
+    result = project.run("doctor", "--offline")
+    return {line[6:51].strip(): line[:4] + line[51:] for line in result.stdout.splitlines()}
+
+
+def test_a_tutorial_with_its_notebooks_at_the_top_level_opens_them_where_they_are(adopt):
+    project, said = adopt(
+        {
+            "00-Introduction.ipynb": notebook("import numpy as np", "print(open('data/points.csv').read())"),
+            "01-Plots.ipynb": notebook("import matplotlib.pyplot as plt\n%matplotlib inline"),
+            "data/points.csv": "x,y\n1,2\n",
+            "README.md": "# A tutorial\n",
+        },
+        "tutorial",
+    )
+    assert "JupyterLab's root is '.'" in said
+    assert "notebook_dir: ." in (project.root / ".copier-answers.yml").read_text()
+    assert not (project.root / "notebooks").exists(), "no empty notebooks/ beside the real ones"
+
+    started = project.run("start", "--no-open")
+    assert started.returncode == 0, started.output
+    assert "notebooks import what is not installed: matplotlib, numpy" in started.stderr
+    # The kernel starts beside its notebook: the tutorial's relative paths work.
+    assert open_and_run(project, "00-Introduction.ipynb", "print(open('data/points.csv').read())") == "x,y\n1,2\n\n"
+
+    doctor = doctor_lines(project)
+    assert doctor["notebooks inside JupyterLab's root"].startswith("PASS")
+    assert doctor["notebook imports installed"].startswith("WARN")
+    assert "matplotlib, numpy" in doctor["notebook imports installed"]
+    assert project.run("status").stdout.count("notebooks: ./") == 1
+
+
+def test_a_library_with_notebooks_under_doc_imports_its_own_package_and_extras(adopt):
+    project, said = adopt(
+        {
+            "pyproject.toml": """[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "shapes"
+version = "0.1.0"
+dependencies = ["six"]
+
+[project.optional-dependencies]
+config = ["iniconfig"]
+""",
+            "src/shapes/__init__.py": "SIDES = {'triangle': 3}\n",
+            "doc/usage.ipynb": notebook("import shapes", "print(open('sides.txt').read())"),
+            "doc/sides.txt": "three",
+            ".gitignore": "doc/_build/\n",
+        },
+        "shapes",
+    )
+    assert "JupyterLab's root is 'doc'" in said
+    with (project.root / "scripts/app.local.sh").open("a") as local:
+        local.write("APP_EXTRAS=config\n")
+
+    bootstrap = project.run("bootstrap", timeout=600)
+    assert bootstrap.returncode == 0, bootstrap.output
+    assert "the project itself, editable" in bootstrap.stderr
+    project.start()
+    printed = open_and_run(
+        project,
+        "usage.ipynb",
+        "import shapes, six, iniconfig; print(shapes.SIDES['triangle'], open('sides.txt').read())",
+    )
+    assert printed == "3 three\n"
+    # Editable: after a kernel restart, the notebook sees the project's code as edited.
+    (project.root / "src/shapes/__init__.py").write_text("SIDES = {'triangle': 3, 'square': 4}\n")
+    _, sessions = project.api("GET", "/api/sessions")
+    assert project.api("POST", f"/api/kernels/{sessions[0]['kernel']['id']}/restart")[0] == 200
+    assert open_and_run(project, "usage.ipynb", "import shapes; print(len(shapes.SIDES))") == "2\n"
+    doctor = doctor_lines(project)
+    assert doctor["notebooks inside JupyterLab's root"].startswith("PASS")
+    assert doctor["venv bootstrapped"].startswith("PASS"), doctor
+
+
+def test_a_pin_that_no_longer_resolves_never_costs_the_user_jupyterlab(adopt):
+    project, said = adopt(
+        {
+            # A 2016 pin: ipykernel 4 cannot live with the Jupyter stack of today.
+            "requirements.txt": "ipykernel==4.0.0\nsix\n",
+            "environment.yml": "name: book\ndependencies:\n  - python=3.5\n",
+            "notebooks/chapter1.ipynb": notebook("print('chapter 1')"),
+            "notebooks/data.txt": "pages",
+        },
+        "book",
+    )
+    assert "JupyterLab's root is 'notebooks'" in said
+    bootstrap = project.run("bootstrap", timeout=600)
+    assert bootstrap.returncode == 1, bootstrap.output
+    assert "ipykernel==4.0.0" in bootstrap.stderr, "the installer's reason names the offending pin"
+    assert "environment.yml: not used" in bootstrap.stderr
+    assert "JupyterLab works without them" in bootstrap.stderr
+
+    started = project.run("start", "--no-open")
+    assert started.returncode == 0, started.output
+    assert "dependencies failed to install at the last bootstrap" in started.stderr
+    assert open_and_run(project, "chapter1.ipynb", "print(open('data.txt').read())") == "pages\n"
+    status = project.run("status")
+    assert "deps:      failed" in status.stdout
+    doctor = doctor_lines(project)
+    assert doctor["venv bootstrapped"].startswith("FAIL") and "dependencies failed" in doctor["venv bootstrapped"]
+
+    # Fixed pins: the next bootstrap installs them and everything is current again.
+    (project.root / "requirements.txt").write_text("six\n")
+    assert project.run("bootstrap", timeout=600).returncode == 0
+    assert "deps:      installed" in project.run("status").stdout
+
+
+def test_doctor_fails_when_notebooks_lie_outside_the_root_or_git_ignores_it(adopt):
+    project, _ = adopt(
+        {"notebooks/a.ipynb": notebook("1"), ".gitignore": "notebooks/\n"},
+        "ignored",
+    )
+    (project.root / "stray.ipynb").write_text(notebook("2"))
+    doctor = doctor_lines(project)
+    assert doctor["notebooks inside JupyterLab's root"].startswith("FAIL")
+    assert "stray.ipynb" in doctor["notebooks inside JupyterLab's root"]
+    assert doctor["notebook folder tracked by git"].startswith("FAIL")
+    assert "!notebooks/" in doctor["notebook folder tracked by git"]
