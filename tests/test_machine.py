@@ -1,0 +1,140 @@
+"""End to end: `scripts/app.sh status --all` sees every project's Jupyter on this machine
+(issue 16): projects from the registry each app.sh keeps, servers from a process scan,
+kernel states and last activity from each server's API without counting as activity.
+
+Other test sessions may run Jupyter servers on this machine at the same time: the
+assertions look only at what lies under this test's own directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import TEST_PORT_END, Project, pid_alive
+from test_lifecycle import hang_kernel
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def last_activity(project: Project) -> str:
+    """The server's last activity, asked without counting as activity."""
+    info = project.server_info()
+    request = urllib.request.Request(
+        f"{info['url'].rstrip('/')}/api/status?no_track_activity=1", headers={"Authorization": f"token {info['token']}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["last_activity"]
+
+
+def ours(entries: list[dict], *dirs: Path) -> list[dict]:
+    """The entries under this test's directories (other sessions' servers left out)."""
+    prefixes = tuple(str(d) + "/" for d in dirs)
+    return [e for e in entries if ((e.get("root") or e.get("notebook_dir") or "") + "/").startswith(prefixes)]
+
+
+def test_status_all_lists_every_project_and_every_other_server(make_project, tmp_path, monkeypatch):
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    registry = state / "jupyter-template" / "projects"
+    first = make_project("first", where=tmp_path / "first project")
+    second = make_project("second", where=tmp_path / "second")
+    stopped = make_project("stopped", where=tmp_path / "stopped", bootstrapped=False)
+    gone = make_project("gone", where=tmp_path / "gone", bootstrapped=False)
+    for project in (stopped, gone):
+        assert project.run("status").returncode == 3
+    assert len(list(registry.glob("*.json"))) == 4, "bootstrap and status register their project"
+    first.start()
+    second.start("--port", str(TEST_PORT_END))
+    kernel_id, kernel_pid = first.start_kernel()
+    hang_kernel(first, kernel_id)  # busy, and it will outlive a killed server
+    shutil.rmtree(gone.root)
+    # A project that never registered (an older app.sh, a hand-written script): found by
+    # the process scan.
+    for entry in registry.glob("*.json"):
+        if json.loads(entry.read_text())["root"] == str(second.root):
+            entry.unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    stock = subprocess.Popen(
+        [str(first.root / ".venv/bin/jupyter-lab"), "--no-browser", f"--port={TEST_PORT_END - 1}", "--allow-root"],
+        cwd=elsewhere,
+        env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "stock-runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "stock-config")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "stock-runtime" / f"jpserver-{stock.pid}.json").exists())
+        before = last_activity(first)
+        time.sleep(1.1)
+
+        result = stopped.run("status", "--all", "--json")
+        assert result.returncode == 0, result.output
+        view = json.loads(result.stdout)
+        projects = {Path(p["root"]): p for p in ours(view["projects"], tmp_path)}
+        assert set(projects) == {first.root, second.root, stopped.root}, projects
+        for project in (first, second):
+            entry = projects[project.root]
+            info = project.server_info()
+            assert entry["managed"] is True
+            assert entry["state"] == "running"
+            assert entry["pid"] == project.server_pid()
+            assert entry["port"] == info["port"]
+            assert entry["url"] == f"{info['url'].rstrip('/')}/lab?token={info['token']}"
+            assert entry["rss_kb"] > 10_000
+            assert entry["uptime_seconds"] >= 0 and entry["idle_seconds"] >= 0
+        assert projects[second.root]["port"] == TEST_PORT_END
+        assert projects[first.root]["kernels"] == 1 and projects[first.root]["busy_kernels"] == 1
+        assert projects[first.root]["rss_kb"] > projects[second.root]["rss_kb"], "the kernel's memory counts"
+        assert projects[second.root]["kernels"] == 0
+        assert projects[stopped.root]["state"] == "stopped" and projects[stopped.root]["port"] is None
+        others = ours(view["other_servers"], tmp_path)
+        assert [(o["pid"], o["managed"], o["port"]) for o in others] == [(stock.pid, False, TEST_PORT_END - 1)]
+
+        registered = {json.loads(e.read_text())["root"] for e in registry.glob("*.json")}
+        registered = {root for root in registered if root.startswith(f"{tmp_path}/")}
+        assert registered == {str(first.root), str(second.root), str(stopped.root)}, "the gone project pruned, the scanned one added"
+
+        human = first.run("status", "--all")
+        assert human.returncode == 0, human.output
+        lines = human.stdout.splitlines()
+        assert lines[0].split()[:7] == ["STATE", "PORT", "KERNELS", "UPTIME", "IDLE", "MEMORY", "URL"]
+        line = next(line for line in lines if line.endswith(str(first.root)))
+        assert line.startswith("running") and "1 (1 busy)" in line and f"/lab " in line
+        assert next(line for line in lines if line.endswith(str(stopped.root))).startswith("stopped")
+        assert any(line.startswith("unmanaged") and str(elsewhere) in line and f"PID {stock.pid}," in line for line in lines)
+        assert not any(str(gone.root) in line for line in lines)
+        for project in (first, second):
+            assert project.server_info()["token"] not in human.stdout, "no token in the human form"
+
+        assert last_activity(first) == before, "looking is not activity"
+
+        # A killed server with its kernel left: dead, with the way out.
+        server = first.server_pid()
+        os.kill(server, 9)
+        wait_for(lambda: not pid_alive(server))
+        view = json.loads(second.run("status", "--all", "--json").stdout)
+        entry = {Path(p["root"]): p for p in ours(view["projects"], tmp_path)}[first.root]
+        assert entry["state"] == "dead" and entry["leftover_kernels"] == [kernel_pid], entry
+        assert "scripts/app.sh' stop" in second.run("status", "--all").stdout
+    finally:
+        stock.terminate()
+        stock.wait(timeout=30)
