@@ -173,6 +173,10 @@ config = ["iniconfig"]
     _, sessions = project.api("GET", "/api/sessions")
     assert project.api("POST", f"/api/kernels/{sessions[0]['kernel']['id']}/restart")[0] == 200
     assert open_and_run(project, "usage.ipynb", "import shapes; print(len(shapes.SIDES))") == "2\n"
+    # A bootstrap while the notebook's kernel runs says it still has the old packages.
+    again = project.run("bootstrap", "--force", timeout=600)
+    assert again.returncode == 0, again.output
+    assert "1 running kernel(s) still have the packages they started with" in again.stderr
     doctor = doctor_lines(project)
     assert doctor["notebooks inside JupyterLab's root"].startswith("PASS")
     assert doctor["venv bootstrapped"].startswith("PASS"), doctor
