@@ -9,6 +9,7 @@ assertions look only at what lies under this test's own directories.
 from __future__ import annotations
 
 import json
+import socket
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from conftest import TEST_PORT_END, Project, pid_alive
 from test_lifecycle import hang_kernel
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shells]  # bash and bash 3.2
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
@@ -42,6 +43,14 @@ def last_activity(project: Project) -> str:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["last_activity"]
+
+
+def listening_socket(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
 
 
 def ours(entries: list[dict], *dirs: Path) -> list[dict]:
@@ -127,6 +136,29 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
 
         assert last_activity(first) == before, "looking is not activity"
 
+        # status --port: who holds a port.
+        held = stopped.run("status", "--port", str(TEST_PORT_END))
+        assert held.returncode == 0, held.output
+        assert f"the project {second.root} (PID {second.server_pid()})" in held.stdout
+        assert f"'{second.root}/scripts/app.sh' stop" in held.stdout
+        held = stopped.run("status", "--port", str(TEST_PORT_END - 1))
+        assert f"not managed by an app.sh (PID {stock.pid}, in {elsewhere})" in held.stdout, held.output
+        with listening_socket(TEST_PORT_END - 2):
+            held = stopped.run("status", "--port", str(TEST_PORT_END - 2))
+        assert held.returncode == 0 and f"PID {os.getpid()}:" in held.stdout, held.output
+        free = stopped.run("status", "--port", str(TEST_PORT_END - 3))
+        assert free.returncode == 3 and "free" in free.stdout, free.output
+
+        # stop --idle: the idle server goes through its own app.sh, the busy one stays.
+        scope = {"APP_MACHINE_SCOPE": str(tmp_path)}  # never other sessions' servers
+        idle = stopped.run("stop", "--idle", "0", env=scope)
+        assert idle.returncode == 0, idle.output
+        assert f"stopped: {second.root}" in idle.stdout
+        assert f"left:    {first.root}: 1 busy kernel(s)" in idle.stdout
+        assert f"left:    PID {stock.pid} ({elsewhere}): a Jupyter server not managed by an app.sh" in idle.stdout
+        assert not second.servers() and not second.pid_file.exists()
+        assert pid_alive(first.server_pid()) and stock.poll() is None
+
         # A killed server with its kernel left: dead, with the way out.
         server = first.server_pid()
         os.kill(server, 9)
@@ -135,6 +167,15 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
         entry = {Path(p["root"]): p for p in ours(view["projects"], tmp_path)}[first.root]
         assert entry["state"] == "dead" and entry["leftover_kernels"] == [kernel_pid], entry
         assert "scripts/app.sh' stop" in second.run("status", "--all").stdout
+
+        # stop --all: the dead server's kernel goes through its project's own stop; the
+        # server no app.sh manages is left, and said so.
+        everything = second.run("stop", "--all", env=scope)
+        assert everything.returncode == 0, everything.output
+        assert f"stopped: {first.root}" in everything.stdout
+        assert f"left:    PID {stock.pid} (" in everything.stdout
+        assert not pid_alive(kernel_pid) and stock.poll() is None
+        assert "nothing running" in second.run("stop", "--all", env={"APP_MACHINE_SCOPE": str(first.root)}).stdout
     finally:
         stock.terminate()
         stock.wait(timeout=30)
