@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from collections.abc import Iterator
@@ -42,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Python's default, whatever the machine says: each test venv caches the bytecode
     # of what it runs. The session's project is bootstrapped with the variable set.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # app.sh registers every project it sees in ${XDG_STATE_HOME}/jupyter-template (the
+    # machine view of status --all): the tests' projects go to a registry of their own.
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="jt-test-state-")
     config.addinivalue_line("markers", "bash32: runs app.sh under bash 3.2 (deselect with -m 'not bash32')")
     config.addinivalue_line("markers", "shells: run the test once per shell of JT_TEST_SHELLS (as SHELL_MODULES are)")
     selected_shells()  # a typo in JT_TEST_SHELLS is a usage error, not a silent skip
