@@ -203,6 +203,25 @@ def test_restart_replaces_the_server(project: Project):
     assert project.run("status").returncode == 0
 
 
+def test_restart_comes_back_on_the_port_it_had_while_a_client_holds_connections(project: Project):
+    import http.client
+
+    port = TEST_PORT_START + 3  # not the first free port: coming back there is no accident
+    project.start(f"--port={port}")
+    token = project.server_info()["token"]
+    # A browser keeps connections open; the server's side of them lingers in TIME_WAIT.
+    browser = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    browser.request("GET", "/api/status", headers={"Authorization": f"token {token}"})
+    assert browser.getresponse().read()
+    restarted = project.run("restart", "--no-open")
+    assert restarted.returncode == 0, restarted.output
+    browser.close()
+    assert project.server_info()["port"] == port, restarted.output
+    # An explicit --port still wins.
+    moved = project.run("restart", "--no-open", f"--port={port + 1}")
+    assert moved.returncode == 0 and project.server_info()["port"] == port + 1, moved.output
+
+
 def test_logs_show_and_follow_the_server_log(project: Project):
     project.start()
     full = project.run("logs")
