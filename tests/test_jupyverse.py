@@ -1,0 +1,166 @@
+"""server=jupyverse (issue 17): app.sh keeps its promises with jupyverse as the server.
+
+One project rendered with server=jupyverse goes through the whole lifecycle: bootstrap
+installs the pinned jupyverse set and registers the project's kernel; start serves on a
+free port of the range on 127.0.0.1 with token auth (the token passed on stdin, in no
+process's command line) and writes app.sh's own runtime record; a kernel starts with its
+connection file in the project's runtime directory and runs code; status, url, doctor
+and status --json agree; stop takes the server and its kernel and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import TEST_PORT_END, TEST_PORT_START, Project, bootstrap, process_table, render
+
+pytestmark = pytest.mark.slow
+
+
+def get(url: str) -> int:
+    class Keep(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+
+    try:
+        with urllib.request.build_opener(Keep).open(url, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def post(url: str, body: dict) -> tuple[int, dict | None]:
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+def test_jupyverse_bootstrap_start_kernel_status_doctor_stop(copie):
+    project = Project(render(copie, server="jupyverse"))
+    try:
+        bootstrap(project)
+        assert (project.root / ".venv/bin/jupyverse").exists()
+        assert (project.root / ".venv/share/jupyter/kernels/demo/kernel.json").exists()
+
+        result = project.start()
+        url = result.stdout.strip().splitlines()[-1]
+        pid = project.server_pid()
+        record = project.runtime_dir / f"jpserver-{pid}.json"
+        assert stat.S_IMODE(record.stat().st_mode) == 0o600
+        info = project.server_info(pid)
+        token, base = info["token"], info["url"].rstrip("/")
+        assert TEST_PORT_START <= info["port"] <= TEST_PORT_END
+        assert base == f"http://127.0.0.1:{info['port']}"
+        assert url == f"{base}/lab?token={token}"
+
+        # Token auth on: the API answers with the token, refuses without it.
+        assert get(f"{base}/api/status?token={token}") == 200
+        assert get(f"{base}/api/status") in (401, 403)
+        assert get(f"{base}/lab?token={token}") == 200
+
+        # The server: the project's notebook directory is its working directory; the
+        # token is in no process's command line.
+        assert os.path.realpath(f"/proc/{pid}/cwd") == str(project.root / "notebooks")
+        assert not [args for _, _, args in process_table() if token in args]
+
+        # A kernel: the project's (the default), its connection file in the project's
+        # runtime directory, and it runs code.
+        status, session = post(
+            f"{base}/api/sessions?token={token}",
+            {"kernel": {"name": "demo"}, "name": "a.ipynb", "path": "a.ipynb", "type": "notebook"},
+        )
+        assert status in (200, 201), status
+        deadline = time.monotonic() + 60
+        kernel = None
+        while time.monotonic() < deadline and kernel is None:
+            kernel = next(
+                ((p, args) for p, ppid, args in process_table() if ppid == pid and "ipykernel" in args),
+                None,
+            )
+            time.sleep(0.2)
+        assert kernel, "no kernel process"
+        kernel_pid, args = kernel
+        connection = args.split(" -f ", 1)[1].split()[0]
+        assert connection.startswith(f"{project.runtime_dir}/kernel-"), args
+        code = (
+            "import sys; from jupyter_client import BlockingKernelClient; c = BlockingKernelClient(connection_file=sys.argv[1]);"
+            "c.load_connection_file(); c.start_channels(); c.wait_for_ready(timeout=60);"
+            "r = c.execute_interactive('print(6 * 7)', timeout=60, output_hook=lambda m: m['msg_type'] == 'stream' and print(m['content']['text'], end=''))"
+        )
+        ran = subprocess.run([str(project.root / ".venv/bin/python"), "-c", code, connection], capture_output=True, text=True, timeout=120)
+        assert ran.stdout.strip() == "42", ran.stdout + ran.stderr
+
+        # status, url, status --json and doctor agree.
+        status_result = project.run("status")
+        assert status_result.returncode == 0, status_result.output
+        assert f"running (PID {pid})" in status_result.stdout
+        assert "jupyverse" in status_result.stdout
+        assert project.run("url").stdout.strip() == url
+        as_json = json.loads(project.run("status", "--json").stdout)
+        assert as_json["server"] == "running" and as_json["pid"] == pid and as_json["url"] == url
+        doctor = project.run("doctor", "--offline")
+        assert "PASS  server tracked by its PID file (spec 6)" in doctor.stdout, doctor.output
+        assert "WARN  server: jupyverse" in doctor.stdout
+        assert "FAIL  no orphan processes" not in doctor.stdout
+
+        # stop: the server and its kernel go, and no runtime file, connection file or
+        # state outlives it outside the project's isolated directories.
+        stopped = project.run("stop", timeout=120)
+        assert stopped.returncode == 0, stopped.output
+        alive = {p for p, _, _ in process_table()}
+        assert pid not in alive and kernel_pid not in alive
+        assert not project.pid_file.exists()
+        assert list(project.runtime_dir.iterdir()) == []
+        assert not [p.name for p in (project.root / "notebooks").iterdir() if p.name.endswith(".db")]
+        state = project.root / ".jupyter_data" / "jupyverse"
+        assert (state / "jupyverse_users.db").exists() and (state / "fileid.db").exists()
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        assert project.run("status").returncode == 3
+        assert not project.processes()
+    finally:
+        project.run("stop", timeout=60)
+        project.kill_everything()
+
+
+def test_jupyverse_killed_server_leaves_a_kernel_that_status_reports_and_stop_removes(copie):
+    project = Project(render(copie, server="jupyverse"))
+    try:
+        bootstrap(project)
+        project.start()
+        pid = project.server_pid()
+        info = project.server_info(pid)
+        base, token = info["url"].rstrip("/"), info["token"]
+        status, _ = post(f"{base}/api/sessions?token={token}", {"kernel": {"name": "demo"}, "name": "b.ipynb", "path": "b.ipynb", "type": "notebook"})
+        assert status in (200, 201), status
+        deadline = time.monotonic() + 60
+        kernel = None
+        while time.monotonic() < deadline and kernel is None:
+            kernel = next((p for p, ppid, args in process_table() if ppid == pid and "ipykernel" in args), None)
+            time.sleep(0.2)
+        assert kernel
+        os.kill(pid, 9)
+        time.sleep(1)
+        status_result = project.run("status")
+        assert status_result.returncode == 4, status_result.output
+        assert f"kernels without their server: PID {kernel}" in status_result.stdout
+        stopped = project.run("stop", timeout=120)
+        assert stopped.returncode == 0, stopped.output
+        assert kernel not in {p for p, _, _ in process_table()}
+        # The runtime record goes; the killed kernel's connection file stays until it is a
+        # minute old (cleanup_stale_runtime's rule, the same as with jupyter-server).
+        assert [p.name for p in project.runtime_dir.iterdir() if not p.name.startswith("kernel-")] == []
+        assert project.run("status").returncode == 3
+    finally:
+        project.run("stop", timeout=60)
+        project.kill_everything()
