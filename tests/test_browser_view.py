@@ -106,3 +106,31 @@ def test_doctor_fails_while_the_native_kernel_is_back_and_bootstrap_removes_it(p
     assert not native.exists()
     status, specs = project.api("GET", "/api/kernelspecs")
     assert status == 200 and sorted(specs["kernelspecs"]) == ["e2e-proj"], specs
+
+
+def page_config(project: Project) -> dict:
+    """The page configuration JupyterLab embeds in /lab, as the browser receives it."""
+    import urllib.request
+
+    info = project.server_info()
+    request = urllib.request.Request(f"{info['url'].rstrip('/')}/lab", headers={"Authorization": f"token {info['token']}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        html = response.read().decode()
+    match = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "the /lab page carries its configuration"
+    return json.loads(match.group(1))
+
+
+def test_the_extension_manager_installs_nothing_unless_the_project_asks(project: Project):
+    local = project.root / "scripts/app.local.sh"
+    saved = local.read_text()
+    try:
+        project.start()
+        manager = page_config(project)["extensionManager"]
+        assert manager["can_install"] is False, manager
+        # The project's own choice, in app.local.sh, wins over the template's default.
+        local.write_text(saved + "JUPYTER_EXTRA_ARGS+=(--LabApp.extension_manager=pypi)\n")
+        assert project.run("restart", "--no-open").returncode == 0
+        assert page_config(project)["extensionManager"]["can_install"] is True
+    finally:
+        local.write_text(saved)
