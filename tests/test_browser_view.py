@@ -134,3 +134,31 @@ def test_the_extension_manager_installs_nothing_unless_the_project_asks(project:
         assert page_config(project)["extensionManager"]["can_install"] is True
     finally:
         local.write_text(saved)
+
+
+# Sends a cell to a kernel through its connection file and leaves: the kernel is busy
+# with no browser (no websocket of the server) attached.
+SEND_AND_LEAVE = """
+import sys
+from jupyter_client import BlockingKernelClient
+client = BlockingKernelClient()
+client.load_connection_file(sys.argv[1])
+client.start_channels()
+client.wait_for_ready(timeout=60)
+client.execute("import time; time.sleep(30)")
+client.get_iopub_msg(timeout=30)  # the kernel said it is busy
+client.stop_channels()
+"""
+
+
+def test_status_says_when_a_kernel_prints_to_no_one(project: Project):
+    project.start()
+    kernel_id, _ = project.start_kernel()
+    assert "busy with no browser attached" not in project.run("status").stdout
+    connection = project.runtime_dir / f"kernel-{kernel_id}.json"
+    subprocess.run([str(project.root / ".venv/bin/python"), "-c", SEND_AND_LEAVE, str(connection)], check=True, timeout=90)
+    deadline = time.monotonic() + 20
+    while (status := project.run("status")).stdout.count("busy with no browser attached") == 0:
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(0.5)
+    assert "1 kernel(s) busy with no browser attached" in status.stdout
