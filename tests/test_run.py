@@ -238,3 +238,46 @@ def test_without_server_side_execution_run_says_how_to_turn_it_on(project: Proje
     assert "copier update --trust -d server_side_execution=true" in result.stderr
     assert "scripts/app.sh bootstrap" in result.stderr and "restart" in result.stderr
     assert not project.pid_file.exists() and project.servers() == []
+
+
+def test_a_browser_joins_a_headless_run_halfway_and_goes_on_in_the_same_kernel(sse: Project):
+    """Chromium opens the notebook while the headless run is halfway: the earlier outputs
+    are there at once, the later ones arrive, and once the run ends a new cell typed in
+    the page uses the loop's variable, in the same kernel."""
+    from test_browser import CHROMIUM
+
+    if not CHROMIUM:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    steps = 40  # 20 s: the page (a few seconds to load) joins while the run goes on
+    write_notebook(sse, "joined.ipynb", f"import time\nfor i in range({steps}):\n    print('step', i, flush=True)\n    time.sleep(0.5)")
+    result = sse.run("run", "notebooks/joined.ipynb", timeout=120)
+    assert result.returncode == 0, result.output
+    url = result.stdout.strip()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        try:
+            page = chromium.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url)
+            outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
+            outputs.first.wait_for(timeout=60_000)
+            assert pending(sse, session_kernel(sse, "joined.ipynb")), "the browser came halfway, not after the end"
+            seen_first = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
+            assert "step 0" in seen_first, "the outputs printed before the browser came are there"
+            page.get_by_text(f"step {steps - 1}").wait_for(timeout=60_000)  # the later ones arrive
+            wait_for(lambda: not pending(sse, session_kernel(sse, "joined.ipynb")), timeout=60)
+
+            # Go on in the page: a new cell below the last, using the loop's variable.
+            page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").last.click()
+            page.keyboard.press("Escape")
+            page.keyboard.press("b")
+            page.keyboard.press("Enter")
+            page.keyboard.type("print('i is', i)")
+            page.keyboard.press("Shift+Enter")
+            page.get_by_text(f"i is {steps - 1}").wait_for(timeout=90_000)
+        finally:
+            chromium.close()
