@@ -94,7 +94,7 @@ def test_the_script_can_be_sourced_without_running_anything(rendered: Project):
     import subprocess
 
     result = subprocess.run(
-        ["bash", "-c", 'source scripts/app.sh && declare -F cmd_start >/dev/null && echo "$PROJECT_NAME"'],
+        ["bash", "-c", 'source scripts/app.sh && resolve_project_root && load_parts && declare -F cmd_start >/dev/null && echo "$PROJECT_NAME"'],
         cwd=rendered.root,
         capture_output=True,
         text=True,

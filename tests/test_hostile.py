@@ -152,6 +152,7 @@ LOCK_LEFT_BY_A_DEAD_COMMAND = """
 holder() {
     source scripts/app.sh
     resolve_project_root
+    load_parts
     set_paths
     load_settings
     acquire_lock 2>/dev/null

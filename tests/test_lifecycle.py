@@ -303,6 +303,7 @@ def test_two_projects_started_at_the_same_moment_get_different_ports(make_projec
 LOSER_OF_A_PORT_RACE = """
 source scripts/app.sh
 resolve_project_root
+load_parts
 set_paths
 load_settings
 sleep 1 &

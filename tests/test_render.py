@@ -89,11 +89,33 @@ def test_a_display_name_with_shell_characters_stays_a_plain_string(copie, tmp_pa
 
 
 def test_the_script_passes_shellcheck(rendered: Project):
-    subprocess.run(["shellcheck", "-x", "--severity=style", str(rendered.app)], check=True)
+    scripts = [rendered.app, *sorted(rendered.root.glob("scripts/app.d/*.sh"))]
+    assert len(scripts) > 5, "app.sh and its parts in scripts/app.d/"
+    subprocess.run(["shellcheck", "-x", "--severity=style", *map(str, scripts)], check=True)
 
 
 def test_the_script_is_shfmt_clean(rendered: Project):
-    subprocess.run(["shfmt", "-d", str(rendered.app)], check=True)
+    subprocess.run(["shfmt", "-d", str(rendered.app), *map(str, sorted(rendered.root.glob("scripts/app.d/*.sh")))], check=True)
+
+
+def test_every_part_of_the_script_is_loaded_and_only_defines(rendered: Project):
+    """scripts/app.d/ holds app.sh's concerns, one file each: main loads every one of them
+    (a part nobody loads is dead code), and none acts when loaded (traced while sourced)."""
+    parts = sorted(path.stem for path in (rendered.root / "scripts/app.d").glob("*.sh"))
+    script = rendered.app.read_text()
+    checked = re.search(r'APP_PARTS="([^"]+)"', script).group(1).split()
+    sourced = re.findall(r'source "\$PROJECT_ROOT/scripts/app\.d/([a-z_]+)\.sh"', script)
+    assert sorted(checked) == sorted(sourced) == parts
+    for part in parts:
+        traced = subprocess.run(
+            ["bash", "-c", f'exec 3>&1 >/dev/null; set -T; trap \'printf "%s\\n" "$BASH_COMMAND" >&3\' DEBUG; source scripts/app.d/{part}.sh'],
+            cwd=rendered.root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        acting = [command for command in traced if not re.match(TOP_LEVEL_ALLOWED, command)]
+        assert not acting, f"{part}.sh acts when loaded: {acting}"
 
 
 # Constructs macOS's bash 3.2 or BSD tools lack: README promises "Bash 3.2 (macOS) and
@@ -327,3 +349,21 @@ def test_the_pid_file_migration_is_idempotent_and_never_overwrites(tmp_path):
     (tmp_path / ".run/jupyter.pid").write_text("456\n")
     run_hook_named("migrate_pid_file.py", tmp_path)
     assert (tmp_path / ".logs/jupyter.pid").read_text() == "123\n"
+
+
+@pytest.mark.parametrize(
+    "bash_name, error",
+    [
+        pytest.param("bash-3.2", "bash-3.2-only", marks=pytest.mark.bash32),
+        pytest.param("bash", "any-bash"),
+    ],
+)
+def test_a_part_that_cannot_parse_fails_every_command_that_loads_it(rendered: Project, request, bash_name, error):
+    """The same guarantee for scripts/app.d/: main loads the parts before anything acts."""
+    binary = request.getfixturevalue("bash32") if bash_name == "bash-3.2" else "bash"
+    part = rendered.root / "scripts/app.d/doctor.sh"
+    part.write_text(part.read_text() + "\n" + SYNTAX_ERRORS[error] + "\n")
+    for command in ("status", "stop", "doctor"):
+        result = subprocess.run([binary, str(rendered.app), command], cwd=rendered.root, capture_output=True, text=True, timeout=60)
+        assert result.returncode not in (0, 3, 4), f"{command}: exit {result.returncode}\n{result.stderr}"
+        assert result.stdout == "" and "syntax error" in result.stderr, result.stderr

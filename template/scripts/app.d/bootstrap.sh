@@ -1,0 +1,434 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# scripts/app.d/bootstrap.sh: the venv: Jupyter first, then the project's own dependencies and package.
+# Part of scripts/app.sh, which sources it and declares the shared state it uses
+# (see its shared state block); it only defines functions and constants.
+
+# What bootstrap installs of the project, from its files and settings: DEPENDENCY_FILES
+# (relative to the project: requirements.txt, pyproject.toml), PROJECT_INSTALL_ARGS (the
+# installer's arguments for them) and PROJECT_PACKAGE (1 when pyproject.toml builds a
+# package: installed editable, so the notebooks import the project's own code).
+# APP_EXTRAS and APP_GROUPS (comma-separated) choose extras and dependency groups.
+dependency_files() {
+	local extra group extras="" list
+	DEPENDENCY_FILES=() PROJECT_INSTALL_ARGS=() PROJECT_PACKAGE=0
+	# A requirements.txt of comments only (as the template creates it) declares nothing.
+	if [[ -f $PROJECT_ROOT/requirements.txt ]] && grep -q '^[[:space:]]*[^#[:space:]]' "$PROJECT_ROOT/requirements.txt"; then
+		DEPENDENCY_FILES+=(requirements.txt)
+		PROJECT_INSTALL_ARGS+=(-r "$PROJECT_ROOT/requirements.txt")
+	fi
+	if [[ -f $PROJECT_ROOT/pyproject.toml ]]; then
+		list=${APP_EXTRAS:-}
+		for extra in ${list//,/ }; do extras+=${extras:+,}$extra; done
+		if grep -q '^\[build-system\]' "$PROJECT_ROOT/pyproject.toml"; then
+			DEPENDENCY_FILES+=(pyproject.toml)
+			PROJECT_PACKAGE=1
+			PROJECT_INSTALL_ARGS+=(-e "$PROJECT_ROOT${extras:+[$extras]}")
+		elif grep -q '^\[project\]' "$PROJECT_ROOT/pyproject.toml"; then
+			DEPENDENCY_FILES+=(pyproject.toml)
+			PROJECT_INSTALL_ARGS+=(-r "$PROJECT_ROOT/pyproject.toml")
+			for extra in ${list//,/ }; do PROJECT_INSTALL_ARGS+=(--extra "$extra"); done
+		fi
+		list=${APP_GROUPS:-}
+		for group in ${list//,/ }; do PROJECT_INSTALL_ARGS+=(--group "$PROJECT_ROOT/pyproject.toml:$group"); done
+		# Groups alone (no package, no [project]) still make pyproject.toml a dependency file.
+		if [[ -n $list && " ${DEPENDENCY_FILES[*]-} " != *" pyproject.toml "* ]]; then DEPENDENCY_FILES+=(pyproject.toml); fi
+	fi
+	return 0
+}
+
+# The Jupyter packages this project's options call for.
+jupyter_requirements() {
+	REQUIREMENTS=("${JUPYTER_REQUIREMENTS[@]}")
+	if [[ $SERVER == jupyverse ]]; then
+		# Its own executor and shared documents: jupyter-server's extensions do not apply.
+		REQUIREMENTS=("${JUPYVERSE_REQUIREMENTS[@]}")
+		return 0
+	fi
+	if [[ $SERVER_SIDE_EXECUTION == true ]]; then REQUIREMENTS+=("${SERVER_SIDE_EXECUTION_REQUIREMENTS[@]}"); fi
+	return 0
+}
+
+# What a bootstrap depends on; a change to any of it makes the next bootstrap work.
+bootstrap_fingerprint() {
+	local file
+	jupyter_requirements
+	{
+		printf '%s\n' "stamp-v2" "$PROJECT_ROOT" "$PROJECT_NAME" "$DISPLAY_NAME" "${REQUIREMENTS[@]}" \
+			"extras=${APP_EXTRAS:-}" "groups=${APP_GROUPS:-}" "exclude=$EXCLUDED_PACKAGES"
+		for file in ${DEPENDENCY_FILES[@]+"${DEPENDENCY_FILES[@]}"}; do
+			printf '== %s\n' "$file"
+			cat "$PROJECT_ROOT/$file"
+		done
+	} | cksum
+}
+
+venv_is_healthy() { [[ -x $VENV_PYTHON ]] && "$VENV_PYTHON" -I -S -c '' 2>/dev/null; }
+
+# uv's relocatable venvs: scripts that find their Python relative to themselves.
+venv_is_relocatable() { grep -qx 'relocatable = true' "$VENV_DIR/pyvenv.cfg" 2>/dev/null; }
+
+# Whether the project moved since the last bootstrap, which recorded its root in the
+# stamp (STAMPED_ROOT; empty for a stamp of an older app.sh, which did not).
+project_moved() {
+	local line=""
+	STAMPED_ROOT=""
+	{ read -r line && read -r line; } 2>/dev/null <"$BOOTSTRAP_STAMP" || true
+	[[ $line == root=* ]] && STAMPED_ROOT=${line#root=}
+	[[ -n $STAMPED_ROOT && $STAMPED_ROOT != "$PROJECT_ROOT" ]]
+}
+
+# The stamp's third line: the project's dependencies at the last bootstrap (ok, failed,
+# none; empty for a stamp of an older app.sh). Sets STAMPED_DEPENDENCIES.
+stamped_dependencies() {
+	local line=""
+	STAMPED_DEPENDENCIES=""
+	{ read -r line && read -r line && read -r line; } 2>/dev/null <"$BOOTSTRAP_STAMP" || true
+	[[ $line == dependencies=* ]] && STAMPED_DEPENDENCIES=${line#dependencies=}
+	return 0
+}
+
+# Nothing changed since a bootstrap that installed everything.
+bootstrap_is_current() {
+	stamped_dependencies
+	[[ -x $VENV_PYTHON && -x $JUPYTER_LAB && -f $KERNEL_SPEC && -f $BOOTSTRAP_STAMP ]] || return 1
+	local stamp=""
+	read -r stamp <"$BOOTSTRAP_STAMP" || true
+	[[ $stamp == "$(bootstrap_fingerprint)" && $STAMPED_DEPENDENCIES != failed ]]
+}
+
+# Sets UV to a uv executable, or empty when the pip route is chosen.
+find_uv() {
+	UV=""
+	[[ ${APP_INSTALLER:-uv} == uv ]] || return 0
+	if [[ -x $VENV_DIR/bin/uv ]]; then
+		UV=$VENV_DIR/bin/uv
+	elif command -v uv >/dev/null 2>&1; then
+		UV=$(command -v uv)
+	fi
+	return 0
+}
+
+# Creates the venv, replacing what is at its place (the caller said why).
+create_venv() {
+	local python=${APP_PYTHON:-python3} clear=()
+	[[ -e $VENV_DIR ]] && clear=(--clear)
+	command -v "$python" >/dev/null 2>&1 || die "no '$python' found; install Python 3 or set APP_PYTHON to an interpreter"
+	if [[ -n $UV ]]; then
+		say "creating $(rel "$VENV_DIR") with uv..."
+		# --seed puts pip in the venv, so `%pip install` works in notebooks. --relocatable:
+		# its scripts find their Python relative to themselves, so the project can move.
+		"$UV" venv --quiet --seed --relocatable ${clear[@]+"${clear[@]}"} --python "$(command -v "$python")" "$VENV_DIR" >&2 ||
+			die "uv could not create $(rel "$VENV_DIR")"
+	else
+		say "creating $(rel "$VENV_DIR") with $python -m venv..."
+		"$python" -m venv ${clear[@]+"${clear[@]}"} "$VENV_DIR" >&2 || die "$python -m venv could not create $(rel "$VENV_DIR")"
+	fi
+}
+
+# Installs with uv (or pip): the arguments are requirements and installer options.
+# uv runs in the project, so relative paths in requirement files resolve as written.
+pip_install() {
+	if [[ -n $UV ]]; then
+		# On a terminal uv shows its progress bars; elsewhere (CI, logs) only errors.
+		local -a options=()
+		[[ -t 2 ]] || options+=(--quiet)
+		# uv leaves bytecode to Python's first import, which caches it, unless told not
+		# to (PYTHONDONTWRITEBYTECODE, common in container images): then every start
+		# would compile JupyterLab's imports again (~3 s on 2 cores). pip compiles anyway.
+		[[ -z ${PYTHONDONTWRITEBYTECODE:-} ]] || options+=(--compile-bytecode)
+		[[ -z $EXCLUDED_PACKAGES ]] || options+=(--excludes "$EXCLUDES_FILE")
+		(cd "$PROJECT_ROOT" && "$UV" pip install ${options[@]+"${options[@]}"} --python "$VENV_PYTHON" "$@") >&2
+	else
+		# pip reads no pyproject.toml as a requirements file, and has no --extra.
+		local -a args=()
+		while (($#)); do
+			if [[ $1 == --extra ]] || [[ $1 == -r && $2 == */pyproject.toml ]]; then
+				shift 2
+			else
+				args+=("$1")
+				shift
+			fi
+		done
+		(cd "$PROJECT_ROOT" && "$VENV_PYTHON" -m pip install --disable-pip-version-check ${args[@]+"${args[@]}"}) >&2
+	fi
+}
+
+# Step one: the Jupyter stack alone, so that no project dependency can leave the user
+# without JupyterLab.
+install_jupyter() {
+	jupyter_requirements
+	local -a reinstall=()
+	# Files deleted from an installed package: installers see it as installed.
+	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]]; then
+		warn "$(rel "$VENV_DIR") is damaged (jupyter-lab is missing); reinstalling"
+		if [[ -n $UV ]]; then reinstall=(--reinstall); else reinstall=(--force-reinstall); fi
+	fi
+	if [[ -z $UV && ${APP_INSTALLER:-uv} == uv ]]; then
+		# No uv on this machine: pip installs uv into the venv in ~2 s, and uv then
+		# installs JupyterLab in ~2 s where pip alone takes ~40 s.
+		say "installing uv into $(rel "$VENV_DIR") (no uv on PATH)..."
+		if "$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check uv >&2; then
+			UV=$VENV_DIR/bin/uv
+		else
+			warn "could not install uv; falling back to pip (slower)"
+		fi
+	fi
+	remove_server_side_execution_if_off
+	[[ -z ${PYTHONDONTWRITEBYTECODE:-} || -z $UV ]] ||
+		say "PYTHONDONTWRITEBYTECODE is set: compiling bytecode now, so starts stay fast"
+	write_excludes_file
+	say "installing ${REQUIREMENTS[*]}..."
+	pip_install ${reinstall[@]+"${reinstall[@]}"} "${REQUIREMENTS[@]}" || return 1
+	remove_excluded_packages
+}
+
+# Step two: the project's own dependencies and package, resolved together with the
+# Jupyter stack so neither breaks the other. Sets DEPENDENCIES_STATE (ok, failed, none).
+install_project() {
+	DEPENDENCIES_STATE=none
+	report_environment_yml
+	((${#PROJECT_INSTALL_ARGS[@]} > 0)) || return 0
+	if [[ -z $UV ]] && [[ " ${PROJECT_INSTALL_ARGS[*]} " == *" --extra "* || " ${PROJECT_INSTALL_ARGS[*]} " == *"/pyproject.toml "* ]]; then
+		warn "pip cannot install pyproject.toml's dependencies (or extras) without building the project; use APP_INSTALLER=uv"
+	fi
+	local what=${DEPENDENCY_FILES[*]-}
+	((! PROJECT_PACKAGE)) || what+=", the project itself, editable"
+	say "installing the project's dependencies ($what)..."
+	if pip_install "${REQUIREMENTS[@]}" "${PROJECT_INSTALL_ARGS[@]}"; then
+		DEPENDENCIES_STATE=ok
+		remove_excluded_packages
+	else
+		DEPENDENCIES_STATE=failed
+	fi
+}
+
+# A conda environment.yml is not read: this template installs with uv or pip.
+report_environment_yml() {
+	local file
+	for file in environment.yml environment.yaml; do
+		[[ -f $PROJECT_ROOT/$file ]] || continue
+		say "found $file: not used (this template installs into .venv with uv or pip, not conda);" \
+			"list its pip-installable packages in requirements.txt or pyproject.toml"
+	done
+	return 0
+}
+
+# Packages bootstrap never installs: rfc3987-syntax builds ~35 Lark parsers when
+# JupyterLab imports jsonschema's format checkers (half its start-up time), for the
+# 'iri' formats no Jupyter schema uses (jupyter_server#1559). APP_EXCLUDE='' keeps it.
+write_excludes_file() {
+	[[ -n $EXCLUDED_PACKAGES ]] || return 0
+	# A list of names, split on purpose (load_settings allows no glob characters).
+	# shellcheck disable=SC2086
+	printf '%s\n' $EXCLUDED_PACKAGES >"$EXCLUDES_FILE" 2>/dev/null || die "cannot write $(rel "$EXCLUDES_FILE"); is the disk full?"
+}
+
+# A venv bootstrapped before the exclusion (or by pip, which has none) loses them here.
+remove_excluded_packages() {
+	local package present=()
+	for package in $EXCLUDED_PACKAGES; do
+		set -- "$VENV_DIR"/lib/python*/site-packages/"${package//-/_}"-*.dist-info
+		[[ -e $1 ]] && present+=("$package")
+	done
+	((${#present[@]} > 0)) || return 0
+	say "removing ${present[*]} (it only slows JupyterLab's start)..."
+	if [[ -n $UV ]]; then
+		"$UV" pip uninstall --quiet --python "$VENV_PYTHON" "${present[@]}" >&2
+	else
+		"$VENV_PYTHON" -m pip uninstall --quiet --yes "${present[@]}" >&2
+	fi
+}
+
+# Server-side execution turned off (copier update): its server extensions must go,
+# or they keep loading. A project's own dependency files may bring them back.
+remove_server_side_execution_if_off() {
+	[[ $SERVER_SIDE_EXECUTION != true ]] || return 0
+	[[ -f $VENV_DIR/etc/jupyter/jupyter_server_config.d/jupyter_server_nbmodel.json ]] || return 0
+	say "server-side execution is off: removing ${SERVER_SIDE_EXECUTION_PACKAGES[*]}..."
+	if [[ -n $UV ]]; then
+		"$UV" pip uninstall --quiet --python "$VENV_PYTHON" "${SERVER_SIDE_EXECUTION_PACKAGES[@]}" >&2
+	else
+		"$VENV_PYTHON" -m pip uninstall --quiet --yes "${SERVER_SIDE_EXECUTION_PACKAGES[@]}" >&2
+	fi
+}
+
+# Spec section 2: the kernel lives in the venv, never in the user's kernel directory.
+register_kernel() {
+	say "registering kernel '$PROJECT_NAME' ($DISPLAY_NAME) in $(rel "$VENV_DIR")..."
+	"$VENV_PYTHON" -m ipykernel install \
+		--sys-prefix \
+		--name "$PROJECT_NAME" \
+		--display-name "$DISPLAY_NAME" \
+		--env IPYTHONDIR "$PROJECT_ROOT/.ipython" \
+		--env MPLCONFIGDIR "$PROJECT_ROOT/.cache/matplotlib" >/dev/null
+}
+
+# The project's JupyterLab defaults, kept in the venv; bootstrap and start apply them
+# again, since installing packages may undo them:
+# - one kernel, the project's: ipykernel's own spec comes back with every install of
+#   ipykernel, and other frontends (VS Code, jupyter console, nbclient) start it without
+#   this project's IPYTHONDIR and MPLCONFIGDIR (launch_server also keeps jupyter_client
+#   from adding it back from the ipykernel package);
+# - no phoning home unless asked: JupyterLab asks every new browser whether to fetch
+#   jupyter.org's news (and, once allowed, checks PyPI for updates). Written once: an
+#   edited file is the user's.
+# - no rebuild check at page load: every JupyterLab tab asks /lab/api/build, which
+#   runs `node yarn.js config --json` (~1 s of CPU) whenever node is on PATH, to tell
+#   whether a source extension needs `jupyter lab build`; prebuilt extensions (pip) never
+#   do. A user of source extensions runs `jupyter lab build` after installing them, as
+#   before. Written once, only when absent: labextension disable --sys-prefix merges in.
+apply_venv_defaults() {
+	[[ -d $VENV_DIR ]] || return 0
+	if [[ $PROJECT_NAME != python3 && -d $NATIVE_KERNEL_DIR ]]; then
+		rm -rf "$NATIVE_KERNEL_DIR" || warn "cannot remove $(rel "$NATIVE_KERNEL_DIR")"
+	fi
+	if [[ ! -e $LAB_PAGE_CONFIG_FILE ]]; then
+		{ mkdir -p "${LAB_PAGE_CONFIG_FILE%/*}" && printf '%s\n' '{"buildCheck": false}' >"$LAB_PAGE_CONFIG_FILE"; } 2>/dev/null ||
+			warn "cannot write $(rel "$LAB_PAGE_CONFIG_FILE")"
+	fi
+	[[ -f $LAB_DEFAULTS_FILE ]] && return 0
+	{ mkdir -p "${LAB_DEFAULTS_FILE%/*}" &&
+		printf '%s\n' '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+			>"$LAB_DEFAULTS_FILE"; } 2>/dev/null || warn "cannot write $(rel "$LAB_DEFAULTS_FILE")"
+	return 0
+}
+
+warn_user_kernel_collision() {
+	local dir
+	for dir in "$HOME/.local/share/jupyter/kernels" "$HOME/Library/Jupyter/kernels"; do
+		if [[ -d $dir/$PROJECT_NAME ]]; then
+			warn "a kernel named '$PROJECT_NAME' is also in your user kernel directory ($dir/$PROJECT_NAME)" \
+				"and may shadow this project's in other tools; remove it with: jupyter kernelspec remove $PROJECT_NAME"
+		fi
+	done
+}
+
+cmd_bootstrap() {
+	local force=0
+	while (($#)); do
+		case $1 in
+		--force) force=1 ;;
+		-h | --help)
+			usage
+			return 0
+			;;
+		*) usage_error "bootstrap: unknown option '$1'" ;;
+		esac
+		shift
+	done
+	acquire_lock
+	register_project
+	run_bootstrap "$force"
+	[[ $DEPENDENCIES_STATE != failed ]] || return "$EXIT_FAILURE"
+}
+
+# Bootstraps; returns 0 also when only the project's dependencies failed
+# (DEPENDENCIES_STATE=failed): JupyterLab is there, and the caller decides.
+run_bootstrap() {
+	local force=$1 started=$SECONDS fingerprint
+	DEPENDENCIES_STATE=current
+	create_isolation_dirs
+	dependency_files
+	if ((! force)) && bootstrap_is_current; then
+		apply_venv_defaults
+		say "already bootstrapped; nothing changed (use --force to reinstall)"
+		return 0
+	fi
+	find_uv
+	if ! venv_is_healthy; then
+		[[ -e $VENV_DIR ]] && warn "$(rel "$VENV_DIR") is broken (its python does not run); recreating it"
+		create_venv
+	elif project_moved && ! venv_is_relocatable; then
+		say "the project moved from $STAMPED_ROOT: recreating $(rel "$VENV_DIR"), whose scripts name the old place"
+		create_venv
+	fi
+	install_jupyter || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
+	register_kernel || die "registering the kernel failed (see above)"
+	install_project
+	apply_venv_defaults
+	fingerprint=$(bootstrap_fingerprint)
+	# The project root tells a later command that the project moved; the dependencies'
+	# state, that they still need a bootstrap.
+	printf '%s\n%s\n%s\n' "$fingerprint" "root=$PROJECT_ROOT" "dependencies=$DEPENDENCIES_STATE" 2>/dev/null >"$BOOTSTRAP_STAMP" ||
+		die "cannot write $(rel "$BOOTSTRAP_STAMP"); is the disk full?"
+	warn_user_kernel_collision
+	report_kernels_with_old_packages
+	if [[ $DEPENDENCIES_STATE == failed ]]; then
+		warn "the project's dependencies failed to install (the installer said why, above);" \
+			"JupyterLab works without them. Fix ${DEPENDENCY_FILES[*]-them}, then run: scripts/app.sh bootstrap"
+		return 0
+	fi
+	say "bootstrapped in $((SECONDS - started))s: kernel '$PROJECT_NAME' ready in $(rel "$VENV_DIR")"
+	hint_missing_imports
+}
+
+# Prints, one a line, what the project's notebooks import that is neither in Python's
+# standard library, nor installed in the venv, nor a module beside the notebook: the
+# distribution to install, by its usual name. Parses the notebooks (json, ast), never
+# runs them.
+missing_imports() {
+	[[ -x $VENV_PYTHON ]] || return 0
+	project_notebooks | "$VENV_PYTHON" -I -c '
+import ast, importlib.util, json, os, sys
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml",
+                 "bs4": "beautifulsoup4", "skimage": "scikit-image", "dateutil": "python-dateutil",
+                 "Bio": "biopython", "attr": "attrs", "google": "google-api-python-client"}
+root, seen, missing = sys.argv[1], set(), []
+for path in filter(None, sys.stdin.read().splitlines()):
+    try:
+        with open(path, encoding="utf-8") as file:
+            cells = json.load(file).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        continue
+    here = os.path.dirname(path)
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        # IPython magics and shell escapes are not Python.
+        lines = ["" if line.lstrip().startswith(("%", "!", "?")) else line for line in source.splitlines()]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in (name.partition(".")[0] for name in names):
+                if top in seen:
+                    continue
+                seen.add(top)
+                local = any(os.path.exists(os.path.join(d, top + ext)) for d in (here, root) for ext in (".py", ""))
+                if top in sys.stdlib_module_names or local or importlib.util.find_spec(top) is not None:
+                    continue
+                missing.append(DISTRIBUTIONS.get(top, top))
+print("\n".join(sorted(set(missing), key=str.lower)))' "$PROJECT_ROOT" 2>/dev/null || true
+}
+
+# After a bootstrap: what the notebooks import that nothing installed, with the fix.
+hint_missing_imports() {
+	local missing
+	missing=$(missing_imports)
+	[[ -n $missing ]] || return 0
+	warn "the notebooks import what is not installed: ${missing//$'\n'/, };" \
+		"add them to requirements.txt (or pyproject.toml), then run: scripts/app.sh bootstrap"
+}
+
+# After a bootstrap, kernels of a running server still run with the packages they
+# started with: say so, and how to give them the new ones.
+report_kernels_with_old_packages() {
+	local i count=0
+	scan_project
+	[[ -n $TRACKED_PID ]] || return 0
+	for ((i = 0; i < ${#PS_PIDS[@]}; i++)); do
+		[[ ${PS_PPIDS[i]} == "$TRACKED_PID" ]] && is_project_kernel "${PS_ARGS[i]}" && count=$((count + 1))
+	done
+	((count > 0)) || return 0
+	warn "$count running kernel(s) still have the packages they started with: restart them" \
+		"(JupyterLab: Kernel > Restart Kernel), or everything with: scripts/app.sh restart"
+}

@@ -1,0 +1,247 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# scripts/app.d/doctor.sh: doctor: the project audited against the lifecycle spec, one line a requirement.
+# Part of scripts/app.sh, which sources it and declares the shared state it uses
+# (see its shared state block); it only defines functions and constants.
+
+DOCTOR_FAILURES=0
+
+# check VERDICT REQUIREMENT DETAIL...: one line of doctor's report.
+check() {
+	local verdict=$1 requirement=$2
+	shift 2
+	local detail="$*"
+	[[ $verdict == FAIL ]] && DOCTOR_FAILURES=$((DOCTOR_FAILURES + 1))
+	printf '%-4s  %-45s %s\n' "$verdict" "$requirement" "$detail"
+}
+
+# Entries of spec section 10 (and the venv) that git would not ignore.
+unignored_entries() {
+	local entry missing=""
+	for entry in .jupyter_config .jupyter_data .jupyter_runtime .ipython .cache .logs .run .venv; do
+		if git -C "$PROJECT_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+			git -C "$PROJECT_ROOT" check-ignore -q "$entry/" 2>/dev/null || missing+=" $entry/"
+		elif ! grep -qxE "/?\\$entry/?" "$PROJECT_ROOT/.gitignore" 2>/dev/null; then
+			missing+=" $entry/"
+		fi
+	done
+	printf '%s' "${missing# }"
+}
+
+cmd_doctor() {
+	local offline=0
+	case ${1:-} in
+	"") ;;
+	--offline) offline=1 ;;
+	-h | --help)
+		usage
+		return 0
+		;;
+	*) usage_error "doctor: unknown option '$1'" ;;
+	esac
+	(($# <= 1)) || usage_error "doctor: unexpected argument '$2'"
+	gather_status
+	dependency_files
+	local dir missing="" user_kernel="" mode
+	for dir in "$JUPYTER_CONFIG_DIR" "$JUPYTER_DATA_DIR" "$JUPYTER_RUNTIME_DIR" "$IPYTHONDIR" "$MPLCONFIGDIR"; do
+		[[ -d $dir ]] || missing+=" $(rel "$dir")"
+	done
+	if [[ -z $missing ]]; then
+		check PASS "isolated Jupyter directories (spec 1)" "set by app.sh before any jupyter command; all five exist"
+	else
+		check FAIL "isolated Jupyter directories (spec 1)" "missing:$missing; run: scripts/app.sh bootstrap"
+	fi
+	missing=$(unignored_entries)
+	if [[ -z $missing ]]; then
+		check PASS "git-ignored state (spec 10)" "every isolation, process and venv directory is ignored"
+	else
+		check FAIL "git-ignored state (spec 10)" "not ignored: $missing; add them to .gitignore (copier update does)"
+	fi
+	notebook_checks
+	import_check
+	if [[ $STATUS_VENV == ok ]] && bootstrap_is_current; then
+		check PASS "venv bootstrapped" "$(rel "$VENV_DIR"), Python $PYTHON_VERSION, dependencies current"
+	elif [[ $STATUS_VENV != ok ]]; then
+		check FAIL "venv bootstrapped" "the venv is $STATUS_VENV; run: scripts/app.sh bootstrap"
+	elif project_moved; then
+		check FAIL "venv bootstrapped" "the project moved from $STAMPED_ROOT since; run: scripts/app.sh bootstrap"
+	elif [[ $STAMPED_DEPENDENCIES == failed ]]; then
+		check FAIL "venv bootstrapped" "the project's dependencies failed to install (JupyterLab works);" \
+			"fix ${DEPENDENCY_FILES[*]-them}, then run: scripts/app.sh bootstrap (it shows the installer's reason)"
+	else
+		check FAIL "venv bootstrapped" "dependency files or the kernel changed since the last bootstrap; run: scripts/app.sh bootstrap"
+	fi
+	if kernel_spec_is_current; then
+		check PASS "kernel in the venv (spec 2)" "'$PROJECT_NAME' with IPYTHONDIR and MPLCONFIGDIR of this project"
+	else
+		check FAIL "kernel in the venv (spec 2)" "'$PROJECT_NAME' missing, or not naming this venv's Python and this project's IPYTHONDIR and MPLCONFIGDIR; run: scripts/app.sh bootstrap"
+	fi
+	if [[ $PROJECT_NAME == python3 || ! -d $NATIVE_KERNEL_DIR ]]; then
+		check PASS "only the project's kernel (spec 2)" "no 'Python 3 (ipykernel)' beside '$PROJECT_NAME'"
+	else
+		check FAIL "only the project's kernel (spec 2)" "$(rel "$NATIVE_KERNEL_DIR") ('Python 3 (ipykernel)', which an install of" \
+			"ipykernel brings back) runs without this project's IPYTHONDIR and MPLCONFIGDIR; remove it: scripts/app.sh bootstrap"
+	fi
+	for dir in "$HOME/.local/share/jupyter/kernels" "$HOME/Library/Jupyter/kernels"; do
+		[[ -d $dir/$PROJECT_NAME ]] && user_kernel=$dir/$PROJECT_NAME
+	done
+	if [[ -z $user_kernel ]]; then
+		check PASS "no kernel of that name for the user (spec 2)" "no '$PROJECT_NAME' in the user's kernel directory"
+	else
+		check FAIL "no kernel of that name for the user (spec 2)" "$user_kernel collides; remove it: jupyter kernelspec remove $PROJECT_NAME"
+	fi
+	if [[ -f $LEGACY_PID_FILE ]]; then
+		check WARN "PID file location (spec 4)" "$(rel "$LEGACY_PID_FILE") (allowed); scripts/app.sh restart moves it to $(rel "$PID_FILE")"
+	else
+		check PASS "PID file location (spec 4)" "$(rel "$PID_FILE")"
+	fi
+	if [[ $SERVER_STATE == running ]] && ((SERVER_PORT < PORT_RANGE_START || SERVER_PORT > PORT_RANGE_END)); then
+		check WARN "free port from a range (spec 5)" "the server runs on $SERVER_PORT, outside $PORT_RANGE_START-$PORT_RANGE_END (chosen with --port)"
+	else
+		check PASS "free port from a range (spec 5)" "$PORT_RANGE_START-$PORT_RANGE_END, never a fixed 8888"
+	fi
+	if [[ $SERVER_STATE == dead ]]; then
+		check FAIL "server tracked by its PID file (spec 6)" "$(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which is gone; run: scripts/app.sh stop"
+	else
+		check PASS "server tracked by its PID file (spec 6)" "$SERVER_STATE${TRACKED_PID:+ (PID $TRACKED_PID)}"
+	fi
+	if ((${#ORPHANS[@]} + ${#STRAY_KERNELS[@]} == 0)); then
+		check PASS "no orphan processes (spec 8)" "none"
+	else
+		check FAIL "no orphan processes (spec 8)" "PID ${ORPHANS[*]:-} ${STRAY_KERNELS[*]:-}; run: scripts/app.sh stop (or see status)"
+	fi
+	check PASS "stale runtime files (spec 9)" "none left (removed just now: $STALE_RUNTIME_FILES)"
+	mode=""
+	for dir in "$LOG_DIR" "$JUPYTER_RUNTIME_DIR"; do
+		[[ -d $dir ]] || continue
+		[[ -n $(find "$dir" -maxdepth 0 -perm -o=r 2>/dev/null) || -n $(find "$dir" -maxdepth 0 -perm -g=r 2>/dev/null) ]] && mode+=" $(rel "$dir")"
+	done
+	if [[ -z $mode ]]; then
+		check PASS "token files private" ".logs and .jupyter_runtime readable by their owner only"
+	else
+		check FAIL "token files private" "readable by others:$mode; fix: chmod 700$mode"
+	fi
+	if [[ $SERVER == jupyverse ]]; then
+		# Measured with jupyverse 0.14.18: an authenticated GET /api/contents/%2Fetc%2Fhostname answers 200.
+		check WARN "server: jupyverse" "its contents API is not confined to $(rel_dir "$NOTEBOOK_DIR"): anyone with the" \
+			"token reads and writes any file this user can; state in $(rel "$JUPYVERSE_STATE_DIR")"
+	fi
+	template_check "$offline"
+	if ((DOCTOR_FAILURES > 0)); then
+		say "$DOCTOR_FAILURES requirement(s) not met; each FAIL line says how to fix it"
+		return "$EXIT_FAILURE"
+	fi
+	return 0
+}
+
+# JupyterLab's root holds the project's notebooks, and git keeps what is made there.
+notebook_checks() {
+	local outside=() file shown
+	while IFS= read -r file; do
+		[[ -n $file && $file != "$NOTEBOOK_DIR"/* ]] && outside+=("$(rel "$file")")
+	done <<<"$(project_notebooks)"
+	if ((${#outside[@]} == 0)); then
+		check PASS "notebooks inside JupyterLab's root" "root: $(rel_dir "$NOTEBOOK_DIR") (notebook_dir)"
+	else
+		shown="${outside[*]:0:3}"
+		((${#outside[@]} <= 3)) || shown+=" and $((${#outside[@]} - 3)) more"
+		check FAIL "notebooks inside JupyterLab's root" "outside $(rel_dir "$NOTEBOOK_DIR"), so JupyterLab cannot open them: $shown;" \
+			"fix: copier update --trust -d notebook_dir=FOLDER (the folder that holds them, '.' for the top level)"
+	fi
+	if [[ $NOTEBOOK_DIR != "$PROJECT_ROOT" ]] && git -C "$PROJECT_ROOT" rev-parse --git-dir >/dev/null 2>&1 &&
+		git -C "$PROJECT_ROOT" check-ignore -q "$NOTEBOOK_DIR/" 2>/dev/null; then
+		check FAIL "notebook folder tracked by git" "git ignores $(rel_dir "$NOTEBOOK_DIR"): notebooks made there are never committed;" \
+			"fix .gitignore (e.g. add !$(rel_dir "$NOTEBOOK_DIR")/) or choose another notebook_dir"
+	else
+		check PASS "notebook folder tracked by git" "$(rel_dir "$NOTEBOOK_DIR") is not git-ignored"
+	fi
+}
+
+import_check() {
+	local missing
+	if [[ $STATUS_VENV != ok ]]; then
+		check SKIP "notebook imports installed" "no venv yet"
+		return 0
+	fi
+	missing=$(missing_imports)
+	if [[ -z $missing ]]; then
+		check PASS "notebook imports installed" "every package the notebooks import is in the venv"
+	else
+		check WARN "notebook imports installed" "not installed: ${missing//$'\n'/, }; add them to requirements.txt, then: scripts/app.sh bootstrap"
+	fi
+}
+
+# The project's notebooks, one path a line: hidden folders (.venv, .git, checkpoints)
+# and tool folders left out.
+project_notebooks() {
+	find "$PROJECT_ROOT" -mindepth 1 \( -name '.*' -o -name node_modules -o -name __pycache__ -o -name site-packages \) \
+		-prune -o -name '*.ipynb' -type f -print 2>/dev/null
+}
+
+# A directory relative to the project, '.' for the project itself, with a trailing '/'.
+rel_dir() {
+	if [[ $1 == "$PROJECT_ROOT" ]]; then printf './'; else printf '%s/' "$(rel "$1")"; fi
+}
+
+# Whether the venv's kernel spec names this venv's Python and this project's
+# IPYTHONDIR and MPLCONFIGDIR (parsed as JSON: a path may hold quotes).
+kernel_spec_is_current() {
+	[[ -f $KERNEL_SPEC && -x $VENV_PYTHON ]] || return 1
+	"$VENV_PYTHON" -I -S -c '
+import json, os, sys
+spec = json.load(open(sys.argv[1], encoding="utf-8"))
+env, argv = spec.get("env", {}), spec.get("argv", [""])
+ok = env.get("IPYTHONDIR") == sys.argv[2] and env.get("MPLCONFIGDIR") == sys.argv[3]
+sys.exit(0 if ok and os.path.exists(argv[0]) else 1)' "$KERNEL_SPEC" "$IPYTHONDIR" "$MPLCONFIGDIR" 2>/dev/null
+}
+
+# Whether a newer template version exists, as copier itself tells (`copier
+# check-update` asks the template's repository, over the network). The copier used is
+# the one on PATH, else the one uv has cached (uvx --offline: the copier the project
+# was made with, most likely); app.sh never downloads one. --offline skips the check.
+template_check() {
+	local offline=$1 output status=0
+	local -a copier=()
+	if ((offline)); then
+		check SKIP "template up to date" "not checked (--offline)"
+		return 0
+	fi
+	if command -v copier >/dev/null 2>&1; then
+		copier=(copier)
+	elif command -v uvx >/dev/null 2>&1 && uvx --offline --quiet copier --version >/dev/null 2>&1; then
+		copier=(uvx --offline --quiet copier)
+	fi
+	if [[ ! -f $PROJECT_ROOT/.copier-answers.yml ]]; then
+		check SKIP "template up to date" "no .copier-answers.yml: not made with copier"
+		return 0
+	elif ((${#copier[@]} == 0)); then
+		check SKIP "template up to date" "no copier here (on PATH or in uv's cache); check with: uvx copier check-update"
+		return 0
+	fi
+	output=$(cd "$PROJECT_ROOT" && GIT_TERMINAL_PROMPT=0 run_with_timeout 8 "${copier[@]}" check-update --quiet 2>&1) || status=$?
+	case $status in
+	0) check PASS "template up to date" "jupyter-template $TEMPLATE_VERSION is the newest (copier check-update)" ;;
+	2) check FAIL "template up to date" "a newer jupyter-template exists; run: copier update --trust" ;;
+	124) check SKIP "template up to date" "the template's repository did not answer within 8 s (offline?); use doctor --offline" ;;
+	*) check SKIP "template up to date" "copier check-update could not tell (offline?): ${output%%$'\n'*}" ;;
+	esac
+}
+
+# Runs a command for at most SECONDS, in a process group of its own, so that on time-out
+# it is killed with everything it started (git, for copier); exits 124 then. macOS has
+# no timeout(1): Python does it, the venv's or the system's.
+run_with_timeout() {
+	local python=$VENV_PYTHON
+	[[ -x $python ]] || python=$(command -v python3) || {
+		"${@:2}"
+		return
+	}
+	"$python" -I -S -c '
+import os, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:], start_new_session=True)
+try:
+    sys.exit(child.wait(timeout=float(sys.argv[1])))
+except subprocess.TimeoutExpired:
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    sys.exit(124)' "$@"
+}

@@ -1,0 +1,198 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# scripts/app.d/status.sh: status (and --json), url, logs.
+# Part of scripts/app.sh, which sources it and declares the shared state it uses
+# (see its shared state block); it only defines functions and constants.
+
+# Gathers what status and doctor report: STATUS_VENV (ok, missing, broken),
+# PYTHON_VERSION, KERNEL_REGISTERED, the processes (TRACKED_PID, STALE_PID,
+# ORPHANS, STRAY_KERNELS), SERVER_* and STATUS_CODE. Cleans stale runtime files.
+gather_status() {
+	local line
+	PYTHON_VERSION="" KERNEL_REGISTERED=false STATUS_CODE=$EXIT_NOT_RUNNING
+	if [[ ! -d $VENV_DIR ]]; then
+		STATUS_VENV=missing
+	elif [[ ! -x $VENV_PYTHON || ! -x $JUPYTER_LAB ]]; then
+		STATUS_VENV=broken
+	else
+		STATUS_VENV=ok
+		while IFS= read -r line; do
+			case $line in version*) PYTHON_VERSION=${line#*= } ;; esac
+		done 2>/dev/null <"$VENV_DIR/pyvenv.cfg" || true
+	fi
+	[[ -f $KERNEL_SPEC ]] && KERNEL_REGISTERED=true
+	stamped_dependencies
+	scan_project
+	cleanup_stale_runtime
+	ORPHANS=(${ORPHAN_APP_SERVERS[@]+"${ORPHAN_APP_SERVERS[@]}"} ${FOREIGN_SERVERS[@]+"${FOREIGN_SERVERS[@]}"})
+	SERVER_STATE="not running" SERVER_PORT="" SERVER_URL="" SERVER_TOKEN=""
+	if [[ -n $TRACKED_PID ]]; then
+		SERVER_STATE=starting
+		read_server_info "$TRACKED_PID" && SERVER_STATE=running
+		STATUS_CODE=$EXIT_OK
+	elif [[ -n $STALE_PID ]]; then
+		SERVER_STATE=dead
+		STATUS_CODE=$EXIT_ATTENTION
+	fi
+	if ((${#ORPHANS[@]} + ${#STRAY_KERNELS[@]} > 0)); then STATUS_CODE=$EXIT_ATTENTION; fi
+	return 0
+}
+
+cmd_status() {
+	local json=0 all=0 port=""
+	while (($#)); do
+		case $1 in
+		--json) json=1 ;;
+		--all) all=1 ;;
+		--port)
+			valid_port "${2:-}" || usage_error "status: --port needs a port number (1-65535)"
+			port=$2
+			shift
+			;;
+		-h | --help)
+			usage
+			return 0
+			;;
+		*) usage_error "status: unknown option '$1'" ;;
+		esac
+		shift
+	done
+	register_project
+	if [[ -n $port ]]; then
+		((all + json == 0)) || usage_error "status: --port goes alone"
+		machine_helper port "$((10#$port))"
+		return
+	fi
+	if ((all)); then
+		if ((json)); then machine_helper status --json; else machine_helper status; fi
+		return
+	fi
+	gather_status
+	if ((json)); then
+		status_json
+		return "$STATUS_CODE"
+	fi
+	printf '%-10s %s (%s) in %s\n' "project:" "$PROJECT_NAME" "$DISPLAY_NAME" "$PROJECT_ROOT"
+	printf '%-10s %s\n' "template:" "jupyter-template $TEMPLATE_VERSION, jupyter-lifecycle-spec $SPEC_VERSION"
+	case $STATUS_VENV in
+	missing) printf '%-10s %s\n' "venv:" "missing; run: scripts/app.sh bootstrap" ;;
+	broken) printf '%-10s %s\n' "venv:" "broken (Python or JupyterLab missing); run: scripts/app.sh bootstrap" ;;
+	ok) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR") (Python ${PYTHON_VERSION:-?})" ;;
+	esac
+	if [[ $KERNEL_REGISTERED == true ]]; then
+		printf '%-10s %s\n' "kernel:" "$PROJECT_NAME ($DISPLAY_NAME), in $(rel "$VENV_DIR")"
+	else
+		printf '%-10s %s\n' "kernel:" "not registered; run: scripts/app.sh bootstrap"
+	fi
+	case $STAMPED_DEPENDENCIES in
+	ok) printf '%-10s %s\n' "deps:" "installed" ;;
+	failed) printf '%-10s %s\n' "deps:" "failed at the last bootstrap (JupyterLab works without them); run: scripts/app.sh bootstrap" ;;
+	none) printf '%-10s %s\n' "deps:" "none declared (requirements.txt, pyproject.toml)" ;;
+	esac
+	printf '%-10s %s\n' "notebooks:" "$(rel_dir "$NOTEBOOK_DIR") (JupyterLab's root)"
+	case $SERVER_STATE in
+	running) printf '%-10s %s\n' "server:" "running (PID $TRACKED_PID)" "port:" "$SERVER_PORT" "url:" "$(lab_url)" ;;
+	starting) printf '%-10s %s\n' "server:" "starting (PID $TRACKED_PID)" ;;
+	dead) printf '%-10s %s\n' "server:" "dead: $(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which is not this project's server; run: scripts/app.sh stop" ;;
+	*) printf '%-10s %s\n' "server:" "not running" ;;
+	esac
+	execution_status
+	run_status_lines
+	if ((${#ORPHANS[@]} + ${#STRAY_KERNELS[@]} == 0)); then
+		printf '%-10s %s\n' "orphans:" "none"
+	else
+		((${#ORPHANS[@]} == 0)) || printf '%-10s %s\n' "orphans:" "servers not tracked by the PID file: PID ${ORPHANS[*]}"
+		((${#STRAY_KERNELS[@]} == 0)) || printf '%-10s %s\n' "orphans:" "kernels without their server: PID ${STRAY_KERNELS[*]}"
+		printf '%-10s %s\n' "" "clean up with: scripts/app.sh stop"
+	fi
+	return "$STATUS_CODE"
+}
+
+# A JSON string: quotes, backslashes and control characters escaped.
+json_string() {
+	local value=$1 backslash=\\ quote='"'
+	value=${value//"$backslash"/"$backslash$backslash"}
+	value=${value//"$quote"/"$backslash$quote"}
+	value=${value//$'\n'/"${backslash}n"}
+	value=${value//$'\t'/"${backslash}t"}
+	value=${value//$'\r'/"${backslash}r"}
+	# Any other control character (a path may hold one) as \u00XX.
+	local code char
+	while [[ $value == *[$'\001'-$'\037']* ]]; do
+		char=${value#*[$'\001'-$'\037']} char=${value:$((${#value} - ${#char} - 1)):1}
+		printf -v code '\\u%04x' "'$char"
+		value=${value//"$char"/$code}
+	done
+	printf '"%s"' "$value"
+}
+
+# A JSON number, or null when VALUE is not a whole number.
+json_number() {
+	if [[ $1 =~ ^[0-9]+$ ]]; then printf '%s' "$1"; else printf 'null'; fi
+}
+
+# A JSON array of numbers (PIDs).
+json_numbers() {
+	local IFS=,
+	printf '[%s]' "$*"
+}
+
+# status --json: the same facts for tools, one object on one line.
+status_json() {
+	local url=null
+	[[ $SERVER_STATE == running ]] && url=$(json_string "$(lab_url)")
+	printf '{"project": %s, "display_name": %s, "root": %s, "template_version": %s, "spec_version": %s, ' \
+		"$(json_string "$PROJECT_NAME")" "$(json_string "$DISPLAY_NAME")" "$(json_string "$PROJECT_ROOT")" \
+		"$(json_string "$TEMPLATE_VERSION")" "$(json_string "$SPEC_VERSION")"
+	printf '"venv": %s, "python": %s, "kernel_registered": %s, "server": %s, "pid": %s, "port": %s, "url": %s, ' \
+		"$(json_string "$STATUS_VENV")" "$(json_string "$PYTHON_VERSION")" "$KERNEL_REGISTERED" \
+		"$(json_string "$SERVER_STATE")" "$(json_number "${TRACKED_PID:-$STALE_PID}")" "$(json_number "$SERVER_PORT")" "$url"
+	printf '"notebook_dir": %s, "dependencies": %s, ' "$(json_string "$(rel_dir "$NOTEBOOK_DIR")")" \
+		"$(json_string "${STAMPED_DEPENDENCIES:-unknown}")"
+	printf '"server_side_execution": %s, "runs": %s, "orphan_servers": %s, "stray_kernels": %s, "exit_code": %s}\n' \
+		"$SERVER_SIDE_EXECUTION" "$(notebook_runs --json)" "$(json_numbers ${ORPHANS[@]+"${ORPHANS[@]}"})" \
+		"$(json_numbers ${STRAY_KERNELS[@]+"${STRAY_KERNELS[@]}"})" "$STATUS_CODE"
+}
+
+cmd_url() {
+	(($# == 0)) || usage_error "url takes no arguments"
+	load_process_table
+	read_pid_file
+	if [[ -n $TRACKED_PID ]] && read_server_info "$TRACKED_PID"; then
+		lab_url
+		return 0
+	fi
+	say "not running; start it with: scripts/app.sh start"
+	return "$EXIT_NOT_RUNNING"
+}
+
+cmd_logs() {
+	local follow=0 lines=""
+	while (($#)); do
+		case $1 in
+		-f | --follow) follow=1 ;;
+		-n | --lines)
+			(($# >= 2)) || usage_error "logs: $1 needs a number of lines"
+			lines=$2
+			shift
+			;;
+		-n*) lines=${1#-n} ;;
+		--lines=*) lines=${1#--lines=} ;;
+		-h | --help)
+			usage
+			return 0
+			;;
+		*) usage_error "logs: unknown option '$1'" ;;
+		esac
+		shift
+	done
+	[[ -z $lines || $lines =~ ^[0-9]+$ ]] || usage_error "logs: -n needs a whole number (got '$lines')"
+	[[ -f $LOG_FILE ]] || die "no log yet ($(rel "$LOG_FILE")); start the server with: scripts/app.sh start"
+	if ((follow)); then
+		# -F follows the name, so the log of a restarted server keeps coming.
+		exec tail -n "${lines:-+1}" -F "$LOG_FILE"
+	elif [[ -n $lines ]]; then
+		tail -n "$lines" "$LOG_FILE"
+	else
+		cat "$LOG_FILE"
+	fi
+}
