@@ -20,19 +20,11 @@ from pathlib import Path
 import pytest
 
 from conftest import TEST_PORT_END, Project, pid_alive
-from test_lifecycle import hang_kernel
+from test_lifecycle import hang_kernel, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.shells]  # bash and bash 3.2
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
 
 
 def last_activity(project: Project) -> str:
@@ -91,7 +83,7 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
         start_new_session=True,
     )
     try:
-        wait_for(lambda: (tmp_path / "stock-runtime" / f"jpserver-{stock.pid}.json").exists())
+        wait_for(lambda: (tmp_path / "stock-runtime" / f"jpserver-{stock.pid}.json").exists(), timeout=60)
         before = last_activity(first)
         time.sleep(1.1)
 
@@ -162,7 +154,7 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
         # A killed server with its kernel left: dead, with the way out.
         server = first.server_pid()
         os.kill(server, 9)
-        wait_for(lambda: not pid_alive(server))
+        wait_for(lambda: not pid_alive(server), timeout=60)
         view = json.loads(second.run("status", "--all", "--json").stdout)
         entry = {Path(p["root"]): p for p in ours(view["projects"], tmp_path)}[first.root]
         assert entry["state"] == "dead" and entry["leftover_kernels"] == [kernel_pid], entry
