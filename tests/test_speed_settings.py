@@ -91,3 +91,18 @@ def test_jupyter_events_validates_events_without_rfc3987_syntax(bootstrapped_pro
     # The good events are logged; the bad one is refused by schema validation.
     assert found["emitted"] == ["https://events.jupyter.org/jupyter_server/kernel_actions/v1", "https://example.org/jt/link"], found
     assert found["refused"] == "ValidationError", found
+
+
+def test_a_venv_that_still_carries_rfc3987_syntax_is_named_by_doctor_and_repaired(make_project):
+    """A venv bootstrapped before the exclusion (or one where something installed it
+    again): doctor says what it costs, and bootstrap takes it out."""
+    project = make_project("carrier")
+    python = str(project.root / ".venv/bin/python")
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", python, "rfc3987-syntax"], check=True)
+    line = next(line for line in project.run("doctor", "--offline").stdout.splitlines() if "slows the start" in line)
+    assert line.startswith("WARN") and "rfc3987-syntax" in line and "bootstrap --force" in line, line
+    repaired = project.run("bootstrap", "--force", timeout=600)
+    assert repaired.returncode == 0 and "removing rfc3987-syntax" in repaired.stderr, repaired.output
+    assert subprocess.run([python, "-c", "import rfc3987_syntax"], capture_output=True).returncode != 0
+    line = next(line for line in project.run("doctor", "--offline").stdout.splitlines() if "slows the start" in line)
+    assert line.startswith("PASS"), line

@@ -225,17 +225,31 @@ write_excludes_file() {
 
 # A venv bootstrapped before the exclusion (or by pip, which has none) loses them here.
 remove_excluded_packages() {
-	local package present=()
+	excluded_packages_present
+	[[ -n $EXCLUDED_PRESENT ]] || return 0
+	say "removing $EXCLUDED_PRESENT (it only slows JupyterLab's start)..."
+	# Names only (load_settings checked them): split on purpose.
+	# shellcheck disable=SC2086
+	pip_uninstall $EXCLUDED_PRESENT
+}
+
+# Sets EXCLUDED_PRESENT to the excluded packages the venv holds (space-separated).
+excluded_packages_present() {
+	local package
+	EXCLUDED_PRESENT=""
 	for package in $EXCLUDED_PACKAGES; do
 		set -- "$VENV_DIR"/lib/python*/site-packages/"${package//-/_}"-*.dist-info
-		[[ -e $1 ]] && present+=("$package")
+		[[ ! -e $1 ]] || EXCLUDED_PRESENT+=${EXCLUDED_PRESENT:+ }$package
 	done
-	((${#present[@]} > 0)) || return 0
-	say "removing ${present[*]} (it only slows JupyterLab's start)..."
+	return 0
+}
+
+# Uninstalls the packages from the venv, with uv (or pip).
+pip_uninstall() {
 	if [[ -n $UV ]]; then
-		"$UV" pip uninstall --quiet --python "$VENV_PYTHON" "${present[@]}" >&2
+		"$UV" pip uninstall --quiet --python "$VENV_PYTHON" "$@" >&2
 	else
-		"$VENV_PYTHON" -m pip uninstall --quiet --yes "${present[@]}" >&2
+		"$VENV_PYTHON" -m pip uninstall --quiet --yes "$@" >&2
 	fi
 }
 
@@ -245,11 +259,7 @@ remove_server_side_execution_if_off() {
 	[[ $SERVER_SIDE_EXECUTION != true ]] || return 0
 	[[ -f $VENV_DIR/etc/jupyter/jupyter_server_config.d/jupyter_server_nbmodel.json ]] || return 0
 	say "server-side execution is off: removing ${SERVER_SIDE_EXECUTION_PACKAGES[*]}..."
-	if [[ -n $UV ]]; then
-		"$UV" pip uninstall --quiet --python "$VENV_PYTHON" "${SERVER_SIDE_EXECUTION_PACKAGES[@]}" >&2
-	else
-		"$VENV_PYTHON" -m pip uninstall --quiet --yes "${SERVER_SIDE_EXECUTION_PACKAGES[@]}" >&2
-	fi
+	pip_uninstall "${SERVER_SIDE_EXECUTION_PACKAGES[@]}"
 }
 
 # Spec section 2: the kernel lives in the venv, never in the user's kernel directory.

@@ -58,6 +58,12 @@ cmd_doctor() {
 	fi
 	notebook_checks
 	import_check
+	excluded_packages_present
+	if [[ -z $EXCLUDED_PRESENT ]]; then
+		check PASS "nothing that only slows the start" "${EXCLUDED_PACKAGES:-nothing excluded (APP_EXCLUDE is empty)}${EXCLUDED_PACKAGES:+ not in the venv}"
+	else
+		check WARN "nothing that only slows the start" "$EXCLUDED_PRESENT in the venv costs every start ~1 s; remove it: scripts/app.sh bootstrap --force"
+	fi
 	if [[ $STATUS_VENV == ok ]] && bootstrap_is_current; then
 		check PASS "venv bootstrapped" "$(rel "$VENV_DIR"), Python $PYTHON_VERSION, dependencies current"
 	elif [[ $STATUS_VENV != ok ]]; then
