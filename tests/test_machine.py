@@ -9,7 +9,6 @@ assertions look only at what lies under this test's own directories.
 from __future__ import annotations
 
 import json
-import socket
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TEST_PORT_END, Project, pid_alive
-from test_lifecycle import hang_kernel, wait_for
+from test_lifecycle import hang_kernel, listening_socket, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.shells]  # bash and bash 3.2
 
@@ -35,14 +34,6 @@ def last_activity(project: Project) -> str:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["last_activity"]
-
-
-def listening_socket(port: int) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen()
-    return sock
 
 
 def ours(entries: list[dict], *dirs: Path) -> list[dict]:

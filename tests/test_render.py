@@ -107,14 +107,7 @@ def test_every_part_of_the_script_is_loaded_and_only_defines(rendered: Project):
     sourced = re.findall(r'source "\$PROJECT_ROOT/scripts/app\.d/([a-z_]+)\.sh"', script)
     assert sorted(checked) == sorted(sourced) == parts
     for part in parts:
-        traced = subprocess.run(
-            ["bash", "-c", f'exec 3>&1 >/dev/null; set -T; trap \'printf "%s\\n" "$BASH_COMMAND" >&3\' DEBUG; source scripts/app.d/{part}.sh'],
-            cwd=rendered.root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-        acting = [command for command in traced if not re.match(TOP_LEVEL_ALLOWED, command)]
+        acting = [command for command in top_level_commands(rendered, f"scripts/app.d/{part}.sh") if not re.match(TOP_LEVEL_ALLOWED, command)]
         assert not acting, f"{part}.sh acts when loaded: {acting}"
 
 
@@ -201,6 +194,17 @@ FINAL_IF = '\nif [[ "${BASH_SOURCE[0]}" == "$0" ]]; then\n'
 TOP_LEVEL_ALLOWED = r'[A-Za-z_][A-Za-z0-9_]*=|readonly [A-Za-z_]|set -[euo]+ pipefail$|source |\[\[ "\$\{BASH_SOURCE\[0\]\}" == "\$0" \]\]$'
 
 
+def top_level_commands(project: Project, script: str) -> list[str]:
+    """The commands bash runs while it sources SCRIPT (a DEBUG trace)."""
+    return subprocess.run(
+        ["bash", "-c", f'exec 3>&1 >/dev/null; set -T; trap \'printf "%s\\n" "$BASH_COMMAND" >&3\' DEBUG; source {script}'],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+
+
 def test_before_main_runs_the_script_only_defines_and_assigns(rendered: Project):
     """The top-level commands that run when bash reads app.sh (traced while sourcing it):
     none may set a trap or act, or a parse error below it would not fail the command."""
@@ -208,13 +212,7 @@ def test_before_main_runs_the_script_only_defines_and_assigns(rendered: Project)
     assert FINAL_IF in script, "app.sh no longer ends by calling main from its last compound command"
     tail = [line.strip() for line in script.split(FINAL_IF)[-1].splitlines() if line.strip() and not line.strip().startswith("#")]
     assert tail[0] == 'main "$@"' and set(tail[1:]) <= {"exit", 'exit "$?"', "fi", "}"}, tail
-    traced = subprocess.run(
-        ["bash", "-c", 'exec 3>&1 >/dev/null; set -T; trap \'printf "%s\\n" "$BASH_COMMAND" >&3\' DEBUG; source scripts/app.sh'],
-        cwd=rendered.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    traced = top_level_commands(rendered, "scripts/app.sh")
     acting = [command for command in traced if not re.match(TOP_LEVEL_ALLOWED, command)]
     assert not acting, f"top-level commands before main: {acting}"
     assert len(traced) > 10, traced
