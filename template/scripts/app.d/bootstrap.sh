@@ -318,10 +318,6 @@ cmd_bootstrap() {
 	while (($#)); do
 		case $1 in
 		--force) force=1 ;;
-		-h | --help)
-			usage
-			return 0
-			;;
 		*) usage_error "bootstrap: unknown option '$1'" ;;
 		esac
 		shift

@@ -32,10 +32,6 @@ cmd_doctor() {
 	case ${1:-} in
 	"") ;;
 	--offline) offline=1 ;;
-	-h | --help)
-		usage
-		return 0
-		;;
 	*) usage_error "doctor: unknown option '$1'" ;;
 	esac
 	(($# <= 1)) || usage_error "doctor: unexpected argument '$2'"

@@ -17,10 +17,6 @@ cmd_run() {
 		case $1 in
 		--wait | --follow) watch+=("$1") ;;
 		--cancel) cancel=1 ;;
-		-h | --help)
-			usage
-			return 0
-			;;
 		--)
 			shift
 			(($# <= 1)) || usage_error "run: one notebook at a time"

@@ -251,17 +251,7 @@ parse_start_options() {
 	return 0
 }
 
-wants_help() {
-	local arg
-	for arg in "$@"; do [[ $arg == -h || $arg == --help ]] && return 0; done
-	return 1
-}
-
 cmd_start() {
-	if wants_help "$@"; then
-		usage
-		return 0
-	fi
 	parse_start_options start "$@"
 	acquire_lock
 	register_project

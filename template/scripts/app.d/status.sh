@@ -48,10 +48,6 @@ cmd_status() {
 			port=$2
 			shift
 			;;
-		-h | --help)
-			usage
-			return 0
-			;;
 		*) usage_error "status: unknown option '$1'" ;;
 		esac
 		shift
@@ -177,10 +173,6 @@ cmd_logs() {
 			;;
 		-n*) lines=${1#-n} ;;
 		--lines=*) lines=${1#--lines=} ;;
-		-h | --help)
-			usage
-			return 0
-			;;
 		*) usage_error "logs: unknown option '$1'" ;;
 		esac
 		shift

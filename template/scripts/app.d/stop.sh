@@ -47,10 +47,6 @@ cmd_stop() {
 			idle=$2
 			shift
 			;;
-		-h | --help)
-			usage
-			return 0
-			;;
 		*) usage_error "stop: unknown option '$1'" ;;
 		esac
 		shift
@@ -67,10 +63,6 @@ cmd_stop() {
 }
 
 cmd_restart() {
-	if wants_help "$@"; then
-		usage
-		return 0
-	fi
 	# Bad options must not stop the server: parse them all first.
 	parse_start_options restart "$@"
 	acquire_lock
