@@ -862,3 +862,14 @@ def test_doctor_does_not_hang_when_the_network_never_answers(rendered: Project, 
         result, seconds = timed(["unshare", "-n", *doctor], rendered.root, timeout=30)
         assert result.returncode in (0, 1) and seconds < 15, (seconds, result.output)
         template_line(result)
+
+
+def test_status_reads_only_known_words_from_the_bootstrap_stamp(rendered: Project):
+    """Junk in .venv/.app-bootstrap-stamp (a crash mid-write, a hand edit) is reported as
+    unknown, never passed on as a state."""
+    (rendered.root / ".venv").mkdir()
+    for junk in ('garbage\nroot=/x\ndependencies=failed"x\n', "a\nb\ndependencies=\x01\n", "\n\n\n"):
+        (rendered.root / ".venv/.app-bootstrap-stamp").write_text(junk)
+        result = rendered.run("status", "--json")
+        assert json.loads(result.stdout)["dependencies"] == "unknown", (junk, result.stdout)
+        assert "deps:" not in rendered.run("status").stdout

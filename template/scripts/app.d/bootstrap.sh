@@ -83,7 +83,8 @@ stamped_dependencies() {
 	local line=""
 	STAMPED_DEPENDENCIES=""
 	{ read -r line && read -r line && read -r line; } 2>/dev/null <"$BOOTSTRAP_STAMP" || true
-	[[ $line == dependencies=* ]] && STAMPED_DEPENDENCIES=${line#dependencies=}
+	# Only the words bootstrap writes: anything else in the file is unknown.
+	case $line in dependencies=ok | dependencies=failed | dependencies=none) STAMPED_DEPENDENCIES=${line#dependencies=} ;; esac
 	return 0
 }
 
