@@ -390,7 +390,14 @@ def test_every_released_version_updates_cleanly_to_head(tag, template_repo, tmp_
             raise AssertionError(f"CHANGELOG.md names commit {commit} for {tag}, not in this repository")
         git(clone, "tag", tag, commit)
     project = render_at(clone, tag, tmp_path / "from-release")
+    # The release rendered requirements.txt; the user lists a package in it. HEAD no
+    # longer renders the file, and copier deletes what a release stops rendering
+    # unless the new release excludes it.
+    requirements = project.root / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "six\n")
+    commit_all(project.root, "a dependency")
     git(clone, "checkout", "-q", "--detach")
     result = copier_cli("update", "--trust", "--defaults", "--vcs-ref", "HEAD", cwd=project.root)
     assert result.returncode == 0, result.stderr
     assert conflict_leftovers(project.root) == []
+    assert requirements.read_text().splitlines()[-1] == "six"

@@ -299,13 +299,38 @@ def test_the_gitignore_hook_rewrites_only_its_own_block(tmp_path):
     assert final.count(".logs/") == 1
 
 
-def test_copying_into_a_directory_keeps_its_requirements_txt(tmp_path):
-    from copier import run_copy
+def copier_copy_output(destination: Path) -> str:
+    """What `copier copy` prints into DESTINATION, as a user runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "-d", "project_name=demo", str(TEMPLATE), str(destination)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
 
+
+def test_copying_into_a_directory_keeps_its_requirements_txt_and_says_nothing_alarming(tmp_path):
     (tmp_path / "requirements.txt").write_text("numpy\n")
-    run_copy(str(TEMPLATE), str(tmp_path), data={"project_name": "demo"}, defaults=True, unsafe=True, quiet=True)
+    output = copier_copy_output(tmp_path)
     assert (tmp_path / "requirements.txt").read_text() == "numpy\n"
     assert (tmp_path / "scripts/app.sh").is_file()
+    assert "conflict" not in output and "skip" not in output, output
+
+
+@pytest.mark.parametrize("table", ["[project]", "[build-system]"])
+def test_no_requirements_txt_beside_a_pyproject_toml_that_declares_dependencies(tmp_path, table):
+    (tmp_path / "pyproject.toml").write_text(f'{table}\nname = "demo"\n')
+    output = copier_copy_output(tmp_path)
+    assert not (tmp_path / "requirements.txt").exists()
+    assert "pyproject.toml declares the dependencies" in output
+
+
+def test_a_pyproject_toml_for_tools_only_still_gets_a_requirements_txt(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")
+    copier_copy_output(tmp_path)
+    assert "This file is yours" in (tmp_path / "requirements.txt").read_text()
 
 
 @pytest.mark.parametrize("enabled", [False, True])
