@@ -11,6 +11,8 @@ with repetitions (min / median / max):
 - `app.sh stop`, idle and with 3 busy kernels, against SIGTERM to a bare server until
   its port closes; and the processes left afterwards;
 - `app.sh status` with 20 stale runtime files;
+- `app.sh status --all` with 20 registered projects, 2 of them running (a private
+  XDG_STATE_HOME; APP_MACHINE_SCOPE leaves out other servers of the machine);
 - `app.sh stop` idle against the bare server's SIGTERM-to-exit as a ratio (<= 1.0);
 - `app.sh bootstrap` cold (empty uv cache, no venv), warm (cache, no venv) also as a
   ratio to `uv venv` + `uv pip install` of the same requirements (<= 1.2), warm with
@@ -19,6 +21,7 @@ with repetitions (min / median / max):
 - optionally (--suite) the test suite, whole and the fast subset.
 
 Run from the repository root:  uv run python bench/bench.py [--reps N] [--suite] [--write-readme]
+One row only:  uv run python bench/bench.py --only status-all [--ports START]
 Not a test: it prints a table (and with --write-readme puts it in README.md).
 """
 
@@ -251,12 +254,17 @@ def machine() -> str:
 
 
 def main() -> int:
+    global PORT, RANGE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5, help="repetitions of start/stop (default 5)")
     parser.add_argument("--suite", action="store_true", help="also time the test suite (~4 min)")
     parser.add_argument("--no-pip-baseline", action="store_true", help="skip the ~40 s pip baseline")
     parser.add_argument("--write-readme", action="store_true", help="put the table in README.md")
+    parser.add_argument("--only", choices=["status-all"], help="measure this row only")
+    parser.add_argument("--ports", type=int, metavar="START", help=f"the ports to use: START to START+12 (default {PORT})")
     options = parser.parse_args()
+    if options.ports:
+        PORT, RANGE = options.ports, {"port_range_start": options.ports + 3, "port_range_end": options.ports + 12}
     # Python's default: it caches bytecode on first import. The one row that sets
     # PYTHONDONTWRITEBYTECODE (as container images do) says so.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -265,9 +273,16 @@ def main() -> int:
 
     rows: list[tuple[str, str, str, str, str]] = []  # measure, app.sh, baseline, target, verdict
     work = Path(tempfile.mkdtemp(prefix="jt-bench-"))
+    log = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
+    if options.only == "status-all":
+        try:
+            rows.append(status_all_row(work, log))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(render_table(rows))
+        return 0
     try:
         project = render(work / "bench", "bench")
-        log = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
 
         # --- bootstrap ------------------------------------------------------------
         log("bootstrap: cold (empty uv cache, no venv)")
@@ -416,6 +431,8 @@ def main() -> int:
         rows.append(
             ("status, 20 stale runtime files", fmt(status_times), "", "≤ 150 ms", "ok" if statistics.median(status_times) <= 0.15 else "MISSED")
         )
+        project.run("stop", check=False)  # its port: status_all_row starts two servers
+        rows.append(status_all_row(work / "status-all", log))
     finally:
         for name in ("project", "sse"):
             if name in locals():
@@ -438,6 +455,38 @@ def main() -> int:
     if options.write_readme:
         write_readme(table)
     return 0
+
+
+def status_all_row(work: Path, log) -> tuple[str, str, str, str, str]:
+    """`status --all` from a stopped project, with 20 projects in a private registry: 2
+    running (bootstrapped, started), 18 stopped (rendered, registered by `status`)."""
+    env = {"XDG_STATE_HOME": str(work / "state"), "APP_MACHINE_SCOPE": str(work)}
+    work.mkdir(parents=True, exist_ok=True)
+    log("status --all: 20 registered projects, 2 running")
+    running = [render(work / f"all-{i}", f"all-{i}") for i in range(2)]
+    stopped = [render(work / "all-2", "all-2")]
+    for i in range(3, 20):
+        shutil.copytree(stopped[0].root, work / f"all-{i}", symlinks=True)
+        stopped.append(Project(work / f"all-{i}"))
+    try:
+        for project in running:
+            project.run("bootstrap", env=env)
+            project.run("start", "--no-open", env=env)
+        for project in stopped:
+            project.run("status", env=env, check=False)
+        registered = list((work / "state/jupyter-template/projects").glob("*.json"))
+        assert len(registered) == 20, registered
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            result = stopped[0].run("status", "--all", env=env)
+            times.append(time.perf_counter() - started)
+            assert result.stdout.count("\nrunning ") == 2 and result.stdout.count("\nstopped ") == 18, result.stdout
+    finally:
+        for project in running:
+            project.run("stop", env=env, check=False)
+    verdict = "ok" if statistics.median(times) <= 0.3 else "MISSED"
+    return ("status --all, 20 registered projects (2 running)", fmt(times), "", "≤ 300 ms", verdict)
 
 
 def verdict_stop(samples: list[float], project: Project, left: list[int] | None = None) -> str:

@@ -164,3 +164,18 @@ def test_jupyverse_killed_server_leaves_a_kernel_that_status_reports_and_stop_re
     finally:
         project.run("stop", timeout=60)
         project.kill_everything()
+
+
+def test_an_idle_timeout_is_refused_with_jupyverse_which_has_none(copie):
+    """jupyverse can neither cull idle kernels nor stop itself when idle: start refuses
+    APP_IDLE_TIMEOUT (exit 2, before anything is made) and doctor fails it."""
+    project = Project(render(copie, server="jupyverse"))
+    before = sorted(p.name for p in project.root.iterdir())
+    for args in (["start", "--no-open"], ["restart", "--no-open"]):
+        refused = project.run(*args, env={"APP_IDLE_TIMEOUT": "30"})
+        assert refused.returncode == 2, refused.output
+        assert "APP_IDLE_TIMEOUT=30: jupyverse" in refused.stderr and "server=jupyter-server" in refused.stderr
+    assert sorted(p.name for p in project.root.iterdir()) == before, "nothing made, nothing bootstrapped"
+    doctor = project.run("doctor", "--offline", env={"APP_IDLE_TIMEOUT": "30"})
+    assert any(line.startswith("FAIL  idle shutdown") for line in doctor.stdout.splitlines()), doctor.stdout
+    assert project.run("status", env={"APP_IDLE_TIMEOUT": "30"}).returncode == 3, "other commands still work"

@@ -162,3 +162,61 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
     finally:
         stock.terminate()
         stock.wait(timeout=30)
+
+
+def test_projects_whose_server_keeps_its_pid_in_run_are_listed_and_stopped_by_their_own_app_sh(
+    project, make_project, tmp_path, monkeypatch
+):
+    """Spec 4's other PID file, .run/jupyter.pid, written by a hand-written script: in a
+    project adopted by the template since (its scripts/app.sh stops that server), and in
+    one with no scripts/app.sh at all (left running, and said why and how to stop it).
+    status --all exits 0 while a listed server runs, 3 when none does."""
+    from test_existing_projects import LEGACY_APP_SH
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    scope = {"APP_MACHINE_SCOPE": str(tmp_path)}  # never other sessions' servers
+    adopted = make_project("adopted", where=tmp_path / "adopted", bootstrapped=False)
+    handmade = tmp_path / "hand made"
+    (handmade / "notebooks").mkdir(parents=True)
+    none = adopted.run("status", "--all", env=scope)
+    assert none.returncode == 3, none.output
+    jupyter = str(project.root / ".venv/bin/jupyter")
+    servers = {}
+    for root, script, port in ((adopted.root, "app.sh.pre-template", TEST_PORT_END - 4), (handmade, "start-jupyter.sh", TEST_PORT_END - 5)):
+        path = root / "scripts" / script
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(LEGACY_APP_SH.replace("--port=18930", f"--port={port}"))
+        path.chmod(0o755)
+        subprocess.run([str(path)], env={**os.environ, "JUPYTER": jupyter}, check=True)
+        servers[root] = (int((root / ".run/jupyter.pid").read_text()), port)
+    try:
+        for root, (pid, _) in servers.items():
+            wait_for(lambda: (root / f".jupyter_runtime/jpserver-{pid}.json").exists(), timeout=60)
+
+        listed = adopted.run("status", "--all", "--json", env=scope)
+        assert listed.returncode == 0, listed.output
+        projects = {Path(p["root"]): p for p in json.loads(listed.stdout)["projects"]}
+        assert set(projects) == {adopted.root, handmade}, projects
+        for root, (pid, port) in servers.items():
+            entry = projects[root]
+            assert (entry["state"], entry["managed"], entry["pid"], entry["port"]) == ("running", True, pid, port), entry
+            assert entry["pid_file"] == ".run/jupyter.pid" and entry["kernels"] == 0, entry
+
+        stopped = adopted.run("stop", "--all", env=scope)
+        assert stopped.returncode == 0, stopped.output
+        assert f"stopped: {adopted.root}" in stopped.stdout
+        adopted_pid, handmade_pid = servers[adopted.root][0], servers[handmade][0]
+        assert f"left:    {handmade}: running, but no executable scripts/app.sh" in stopped.stdout, stopped.stdout
+        assert f"kill {handmade_pid}" in stopped.stdout
+        assert not pid_alive(adopted_pid) and not (adopted.root / ".run/jupyter.pid").exists()
+        assert pid_alive(handmade_pid), "never a server no app.sh manages"
+    finally:
+        for pid, _ in servers.values():
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                pass
+    wait_for(lambda: not pid_alive(handmade_pid), timeout=30)
+    after = adopted.run("status", "--all", env=scope)
+    assert after.returncode == 3, after.output
+    assert not any(line.startswith("running") for line in after.stdout.splitlines()), after.stdout

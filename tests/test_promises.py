@@ -409,6 +409,8 @@ def test_numeric_settings_are_checked_before_anything_runs(project: Project, tmp
         ("APP_LOCK_TIMEOUT", injection, ["status"]),
         ("APP_LOCK_TIMEOUT", injection, ["stop"]),
         ("APP_START_TIMEOUT", injection, ["start", "--no-open"]),
+        ("APP_IDLE_TIMEOUT", "2h", ["start", "--no-open"]),
+        ("APP_IDLE_TIMEOUT", injection, ["status"]),
     ]
     for name, value, args in cases:
         for where in ("environment", "app.local.sh"):

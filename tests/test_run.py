@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, bootstrap, process_table, render
+from conftest import Project, bootstrap, pid_alive, process_table, render
 from test_lifecycle import wait_for
 from test_server_side_execution import room_open
 
@@ -281,3 +281,48 @@ def test_a_browser_joins_a_headless_run_halfway_and_goes_on_in_the_same_kernel(s
             page.get_by_text(f"i is {steps - 1}").wait_for(timeout=90_000)
         finally:
             chromium.close()
+
+
+def test_an_idle_timeout_stops_an_idle_server_and_keeps_the_one_running_a_notebook(project: Project, sse: Project):
+    """APP_IDLE_TIMEOUT=1 (issue 16), on two servers at once: the idle one stops itself
+    (jupyter-server looks once a minute: within ~2 minutes) and leaves nothing behind,
+    and status says it stopped itself, and when; the one whose headless run sleeps in a
+    cell, printing nothing (a busy kernel, idle by every other measure), keeps its kernel
+    and its run."""
+    from test_promises import local_settings
+
+    sse.run("stop")
+    write_notebook(sse, "long.ipynb", "import time\ntime.sleep(600)")
+    queued = sse.run("run", "long.ipynb", env={"APP_IDLE_TIMEOUT": "1"}, timeout=120)
+    assert queued.returncode == 0, queued.output
+    kernel = session_kernel(sse, "long.ipynb")
+    busy, queued_at = sse.server_pid(), time.monotonic()
+    try:
+        with local_settings(project, "APP_IDLE_TIMEOUT=1  # minutes"):
+            project.start()
+            idle = project.server_pid()
+            runtime_file = project.runtime_dir / f"jpserver-{idle}.json"
+            assert runtime_file.exists()
+            started = time.monotonic()
+            wait_for(lambda: not pid_alive(idle), timeout=150, interval=1)
+            assert time.monotonic() - started > 55, "stopped before a minute of idleness"
+            status = project.run("status")
+        assert status.returncode == 3, status.output
+        line = next(line for line in status.stdout.splitlines() if line.startswith("server:"))
+        assert "not running (it stopped itself at 20" in line and "idle: APP_IDLE_TIMEOUT" in line, line
+        assert not project.pid_file.exists() and not runtime_file.exists(), "status cleans up after it"
+        assert json.loads(project.run("status", "--json").stdout)["idle_stopped_at"].startswith("20")
+        every = json.loads(project.run("status", "--all", "--json").stdout)
+        (entry,) = [p for p in every["projects"] if p["root"] == str(project.root)]
+        assert entry["state"] == "stopped" and entry["idle_stopped_at"], entry
+
+        # The culler (every minute since the kernel started) has seen the busy kernel
+        # silent for over a minute, and left it: the run goes on.
+        time.sleep(max(0.0, queued_at + 125 - time.monotonic()))
+        assert pid_alive(busy)
+        assert session_kernel(sse, "long.ipynb") == kernel and pending(sse, kernel)
+        assert "run:       long.ipynb: cell 1 of 1," in sse.run("status").stdout
+        log = (sse.root / ".logs/jupyter.log").read_text()
+        assert "Culling kernels with idle durations > 60 seconds" in log and "seconds of inactivity" not in log
+    finally:
+        sse.run("stop")

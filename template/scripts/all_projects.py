@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+
+# Imported where needed, not here: status --all must answer within 300 ms with 20
+# projects, and urllib.request alone (http.client, email, ssl) costs ~40 ms to import.
 
 REGISTRY_SUBDIR = os.path.join("jupyter-template", "projects")
 API_TIMEOUT = 2.0
@@ -222,6 +222,23 @@ def read_pid_file(root: str) -> tuple[str | None, int | None]:
     return None, None
 
 
+IDLE_STOP_RE = re.compile(r"^\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[^\]]*\] No kernels for \d+ seconds; shutting down", re.M)
+
+
+def idle_stop_time(root: str) -> str | None:
+    """When the project's last server stopped itself for idleness (APP_IDLE_TIMEOUT): the
+    time of jupyter-server's "No kernels for N seconds; shutting down" near the end of
+    .logs/jupyter.log (the log of the last start), as the log gives it (local time)."""
+    try:
+        with open(os.path.join(root, ".logs", "jupyter.log"), "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    found = IDLE_STOP_RE.findall(tail)
+    return found[-1] if found else None
+
+
 def read_json(path: str) -> dict | None:
     try:
         with open(path) as f:
@@ -308,9 +325,26 @@ def descendants(table: dict[int, Proc], pid: int) -> list[Proc]:
 
 def ask(url: str, token: str | None) -> object:
     sep = "&" if "?" in url else "?"
-    request = urllib.request.Request(url + sep + "no_track_activity=1", headers={"Authorization": f"token {token}"} if token else {})
-    with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
-        return json.loads(response.read())
+    url += sep + "no_track_activity=1"
+    if not url.startswith("http://"):  # a server of the user's with TLS
+        import urllib.request
+
+        request = urllib.request.Request(url, headers={"Authorization": f"token {token}"} if token else {})
+        with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
+            return json.loads(response.read())
+    # HTTP/1.0 on a socket: the server answers and closes, nothing to import.
+    authority, _, path = url[len("http://") :].partition("/")
+    host, _, port = authority.rpartition(":")
+    header = f"Authorization: token {token}\r\n" if token else ""
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=API_TIMEOUT) as connection:
+        connection.sendall(f"GET /{path} HTTP/1.0\r\nHost: {authority}\r\n{header}\r\n".encode())
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    if head.split(b" ", 2)[1:2] != [b"200"]:
+        raise OSError(f"{url}: {head.splitlines()[0][:60] if head else 'no answer'}")
+    return json.loads(body)
 
 
 def api_facts(server: dict) -> None:
@@ -322,7 +356,7 @@ def api_facts(server: dict) -> None:
     try:
         status = ask(base + "api/status", token)
         kernels = ask(base + "api/kernels", token)
-    except (OSError, ValueError, urllib.error.URLError):
+    except (OSError, ValueError):  # urllib's errors are OSErrors
         server["api"] = "no answer"
         return
     server["api"] = "ok"
@@ -339,6 +373,8 @@ def parse_time(text: object) -> float | None:
     if not isinstance(text, str):
         return None
     try:
+        from datetime import datetime
+
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
@@ -414,7 +450,7 @@ def gather() -> dict:
         pid_file, pid = read_pid_file(root)
         project: dict = {"root": root, "managed": True, "state": "stopped", "pid_file": pid_file, "pid": pid}
         project.update(
-            {k: None for k in ("port", "url", "kernels", "busy_kernels", "uptime_seconds", "last_activity", "idle_seconds", "rss_kb")}
+            {k: None for k in ("port", "url", "kernels", "busy_kernels", "uptime_seconds", "last_activity", "idle_seconds", "rss_kb", "idle_stopped_at")}
         )
         project["leftover_kernels"] = sorted(leftovers.get(root, []))
         tracked = None
@@ -434,6 +470,13 @@ def gather() -> dict:
                 project["note"] = "runs without its PID file"
         elif pid_file and (pid is None or pid not in server_pids) or project["leftover_kernels"]:
             project["state"] = "dead"
+        if not tracked and not project["leftover_kernels"] and (pid_file is None or pid is not None):
+            # A server that stopped itself for idleness leaves only its PID file (its
+            # project's next app.sh command removes it): stopped, not dead.
+            project["idle_stopped_at"] = idle_stop_time(root)
+            if project["idle_stopped_at"]:
+                project["state"] = "stopped"
+                project["note"] = f"stopped itself at {project['idle_stopped_at']}, idle (APP_IDLE_TIMEOUT)"
         if root not in registered and (tracked or pid_file):
             register(directory, root)
         projects[root] = project
@@ -449,6 +492,8 @@ def gather() -> dict:
     entries = list(projects.values()) + unmanaged
     asking = [e for e in entries if e.get("base_url_internal")]
     if asking:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(8, len(asking))) as pool:
             list(pool.map(api_facts, asking))
     now = time.time()
@@ -543,8 +588,6 @@ def port_holder_pids(port: int) -> list[int] | None:
 
 
 def port_in_use(port: int) -> bool:
-    import socket
-
     for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         try:
             with socket.socket(family) as probe:
@@ -607,6 +650,17 @@ def port_of_args(pid: int) -> int | None:
     return _ARGS_CACHE[pid]
 
 
+def has_stop_command(app: str) -> bool:
+    """Whether a project's scripts/app.sh knows a stop command (the spec's scripts and
+    every template version do): a hand-written one that does not might start a server
+    instead."""
+    try:
+        with open(app, "rb") as f:
+            return b"stop" in f.read(1_000_000)
+    except OSError:
+        return False
+
+
 def stop_projects(idle_minutes: int | None) -> int:
     """stop --all, stop --idle MINUTES: each managed project through its own app.sh stop."""
     view = gather()
@@ -617,8 +671,11 @@ def stop_projects(idle_minutes: int | None) -> int:
             continue
         app = os.path.join(root, "scripts", "app.sh")
         reason = None
+        by_hand = f"; stop it with: kill {entry['pid']}" if state == "running" and entry.get("pid") else ""
         if not os.access(app, os.X_OK):
-            reason = "no executable scripts/app.sh to stop it with"
+            reason = f"{state}, but no executable scripts/app.sh to stop it with (started by another script?){by_hand}"
+        elif not has_stop_command(app):
+            reason = f"{state}, but its scripts/app.sh has no 'stop' command (a hand-written script?){by_hand}"
         elif idle_minutes is not None:
             runs = os.path.join(root, ".logs", "runs")
             if state != "running":
@@ -673,7 +730,9 @@ def main(argv: list[str]) -> int:
         sys.stdout.write("\n")
     else:
         print(human(view))
-    return 0
+    # As status (LSB): 0 when a server listed runs (or is starting), 3 when none does.
+    running = any(e["state"] in ("running", "starting") for e in view["projects"] + view["other_servers"])
+    return 0 if running else EXIT_NOT_RUNNING
 
 
 if __name__ == "__main__":

@@ -17,5 +17,9 @@
 # APP_START_TIMEOUT=300       # seconds to wait for the server to answer
 # APP_STOP_TIMEOUT=10         # seconds between SIGTERM and SIGKILL on stop
 # APP_LOCK_TIMEOUT=300        # seconds to wait for another app.sh command
+# APP_IDLE_TIMEOUT=120        # minutes: idle kernels no browser shows are shut down,
+#                             # then the server stops itself after that long without
+#                             # activity (never with a busy kernel or a headless run;
+#                             # status tells when; not with jupyverse). Default 0: never
 # APP_PYTHON=python3.12       # interpreter for a new venv
 # APP_INSTALLER=uv            # or pip

@@ -106,6 +106,7 @@ cmd_doctor() {
 	else
 		check PASS "server tracked by its PID file (spec 6)" "$SERVER_STATE${TRACKED_PID:+ (PID $TRACKED_PID)}"
 	fi
+	((IDLE_TIMEOUT == 0)) || idle_timeout_check
 	if ((${#ORPHANS[@]} + ${#STRAY_KERNELS[@]} == 0)); then
 		check PASS "no orphan processes (spec 8)" "none"
 	else
@@ -133,6 +134,21 @@ cmd_doctor() {
 		return "$EXIT_FAILURE"
 	fi
 	return 0
+}
+
+# APP_IDLE_TIMEOUT: kept by jupyter-server (and by the running server, when one runs);
+# jupyverse has no such thing.
+idle_timeout_check() {
+	local what="APP_IDLE_TIMEOUT=$IDLE_TIMEOUT"
+	if [[ $SERVER == jupyverse ]]; then
+		check FAIL "idle shutdown" "$what, but jupyverse cannot cull idle kernels or stop itself when idle (start refuses);" \
+			"remove the setting, or: copier update --trust -d server=jupyter-server"
+	elif [[ $SERVER_STATE == running ]] && ! grep -q "Will shut down after $((IDLE_TIMEOUT * 60)) seconds" "$LOG_FILE" 2>/dev/null; then
+		check WARN "idle shutdown" "$what, but the running server was started without it; run: scripts/app.sh restart"
+	else
+		check PASS "idle shutdown" "$what: idle kernels no browser shows are culled, then the server stops itself after" \
+			"$IDLE_TIMEOUT min without activity (never with a busy kernel)"
+	fi
 }
 
 # JupyterLab's root holds the project's notebooks, and git keeps what is made there.

@@ -42,6 +42,17 @@ acquire_lock() {
 		fi
 		sleep 0.1
 	done
+	claim_lock
+}
+
+# Takes the lock only if it is free, without waiting (status tidying up): 0 when taken.
+try_lock() {
+	mkdir "$LOCK_DIR" 2>/dev/null || return 1
+	claim_lock
+}
+
+# Names this command in the lock it has just created.
+claim_lock() {
 	# The script's name as invoked identifies the holder, should its PID be reused.
 	if ! printf '%s\n%s\n' "$$" "$0" 2>/dev/null >"$LOCK_DIR/pid"; then
 		rm -rf "$LOCK_DIR"

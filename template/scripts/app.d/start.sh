@@ -12,12 +12,15 @@ launch_server() {
 		launch_jupyverse "$port"
 		return 0
 	fi
-	local -a detach=(setsid) args=(
+	local -a detach=(setsid) args
+	idle_shutdown_args
+	args=(
 		# Defaults the project may change in JUPYTER_EXTRA_ARGS (a later option wins):
 		# the Extension Manager lists extensions but installs none, since an extension
 		# installed from the browser lands in the venv outside the project's declared
 		# dependencies, and a recreated venv loses it (issue 15; README).
 		--LabApp.extension_manager=readonly
+		${IDLE_ARGS[@]+"${IDLE_ARGS[@]}"}
 		${JUPYTER_EXTRA_ARGS[@]+"${JUPYTER_EXTRA_ARGS[@]}"}
 		# What app.sh guarantees, last.
 		--no-browser
@@ -40,6 +43,8 @@ launch_server() {
 			--YDocExtension.document_cleanup_delay="$DOCUMENT_CLEANUP_DELAY"
 		)
 	fi
+	# APP_IDLE_TIMEOUT promises that a busy kernel is never culled, whatever the project sets.
+	((IDLE_TIMEOUT == 0)) || args+=(--MappingKernelManager.cull_busy=False)
 	# JupyterLab refuses to run as root without it; containers run as root.
 	((EUID == 0)) && args+=(--allow-root)
 	command -v setsid >/dev/null 2>&1 ||
@@ -57,6 +62,34 @@ launch_server() {
 		kill -TERM "$SERVER_PID" 2>/dev/null
 		die "cannot write $(rel "$PID_FILE"); is the disk full?"
 	fi
+}
+
+# Sets IDLE_ARGS, jupyter-server's settings for APP_IDLE_TIMEOUT (none when it is 0).
+# Kernels idle MINUTES are culled (checked every minute), but never a busy one
+# (cull_busy=False, set last by launch_server: a running cell or a headless run keeps
+# its kernel busy) nor one a browser is connected to (cull_connected=False: an open
+# notebook keeps its variables; a visible JupyterLab tab polls the server, which counts
+# as activity anyway).
+# jupyter-server stops itself once no kernel and no terminal is left and nothing
+# happened for MINUTES (it checks every minute, so up to a minute later); its log then
+# says "No kernels for N seconds; shutting down", which status reads (idle_stop_time).
+idle_shutdown_args() {
+	IDLE_ARGS=()
+	((IDLE_TIMEOUT > 0)) || return 0
+	IDLE_ARGS=(
+		--ServerApp.shutdown_no_activity_timeout=$((IDLE_TIMEOUT * 60))
+		--MappingKernelManager.cull_idle_timeout=$((IDLE_TIMEOUT * 60))
+		--MappingKernelManager.cull_interval=60
+		--MappingKernelManager.cull_connected=False
+	)
+}
+
+# jupyverse (0.14.18) can neither cull idle kernels nor stop itself when idle: with
+# APP_IDLE_TIMEOUT set, start refuses rather than promise what it cannot keep.
+refuse_idle_timeout_with_jupyverse() {
+	[[ $SERVER == jupyverse ]] && ((IDLE_TIMEOUT > 0)) || return 0
+	setting_error "APP_IDLE_TIMEOUT=$IDLE_TIMEOUT: jupyverse (this project's server) cannot cull idle kernels" \
+		"or stop itself when idle; remove the setting, or switch: copier update --trust -d server=jupyter-server"
 }
 
 # jupyverse, in Python: the token comes on stdin (never in an argument: any user can
@@ -214,7 +247,11 @@ open_browser() {
 # Stops whatever a crashed server of this project left behind, before a new start.
 clean_leftovers() {
 	if [[ -n $STALE_PID ]]; then
-		say "removing stale PID file (PID $STALE_PID is not this project's Jupyter server)"
+		if idle_stop_time; then
+			say "the previous server stopped itself at $IDLE_STOPPED_AT, idle (APP_IDLE_TIMEOUT); removing its PID file"
+		else
+			say "removing stale PID file (PID $STALE_PID is not this project's Jupyter server)"
+		fi
 		rm -f "$PID_FILE" "$LEGACY_PID_FILE"
 	fi
 	if ((${#STRAY_KERNELS[@]} > 0)); then
@@ -248,6 +285,7 @@ parse_start_options() {
 		valid_port "$START_PORT" || usage_error "$command: --port needs a number from 1 to 65535 (got '$START_PORT')"
 		START_PORT=$((10#$START_PORT))
 	fi
+	refuse_idle_timeout_with_jupyverse
 	return 0
 }
 

@@ -24,17 +24,49 @@ gather_status() {
 	scan_project
 	cleanup_stale_runtime
 	ORPHANS=(${ORPHAN_APP_SERVERS[@]+"${ORPHAN_APP_SERVERS[@]}"} ${FOREIGN_SERVERS[@]+"${FOREIGN_SERVERS[@]}"})
-	SERVER_STATE="not running" SERVER_PORT="" SERVER_URL="" SERVER_TOKEN=""
+	SERVER_STATE="not running" SERVER_PORT="" SERVER_URL="" SERVER_TOKEN="" IDLE_STOPPED_AT=""
 	if [[ -n $TRACKED_PID ]]; then
 		SERVER_STATE=starting
 		read_server_info "$TRACKED_PID" && SERVER_STATE=running
 		STATUS_CODE=$EXIT_OK
+	elif [[ $STALE_PID != '?' ]] && idle_stop_time && ((${#STRAY_KERNELS[@]} == 0)); then
+		# It stopped itself for idleness (APP_IDLE_TIMEOUT): only its PID file is left.
+		[[ -z $STALE_PID ]] || drop_stale_pid_file
 	elif [[ -n $STALE_PID ]]; then
 		SERVER_STATE=dead
 		STATUS_CODE=$EXIT_ATTENTION
 	fi
 	if ((${#ORPHANS[@]} + ${#STRAY_KERNELS[@]} > 0)); then STATUS_CODE=$EXIT_ATTENTION; fi
 	return 0
+}
+
+# Whether the last server stopped itself for idleness (APP_IDLE_TIMEOUT): its log (the
+# log of the last start) ends with jupyter-server's "No kernels for N seconds; shutting
+# down". Sets IDLE_STOPPED_AT to the time of that line, as the log gives it (local time).
+idle_stop_time() {
+	local line="" _level day clock
+	IDLE_STOPPED_AT=""
+	[[ -f $LOG_FILE ]] || return 1
+	line=$(grep -E '\] No kernels for [0-9]+ seconds; shutting down' "$LOG_FILE" 2>/dev/null | tail -n 1) || true
+	[[ -n $line ]] || return 1
+	# "[I 2026-11-26 13:55:01.123 ServerApp] No kernels for 61 seconds; shutting down."
+	read -r _level day clock _ <<<"$line"
+	if [[ $day =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ && $clock =~ ^[0-9]{2}:[0-9]{2}:[0-9]{2} ]]; then
+		IDLE_STOPPED_AT="$day ${clock:0:8}"
+	else
+		IDLE_STOPPED_AT="an unknown time"
+	fi
+}
+
+# status: removes the PID file of a server that stopped itself, unless another app.sh
+# command of this project holds the lock (it may be writing a new one) or the file
+# changed meanwhile.
+drop_stale_pid_file() {
+	local pid="" held=$LOCK_HELD
+	[[ $held == 1 ]] || try_lock || return 0
+	read -r pid 2>/dev/null <"$PID_FILE_IN_USE" || true
+	[[ $pid != "$STALE_PID" ]] || rm -f "$PID_FILE_IN_USE"
+	[[ $held == 1 ]] || release_lock
 }
 
 cmd_status() {
@@ -89,7 +121,7 @@ cmd_status() {
 	running) printf '%-10s %s\n' "server:" "running (PID $TRACKED_PID)" "port:" "$SERVER_PORT" "url:" "$(lab_url)" ;;
 	starting) printf '%-10s %s\n' "server:" "starting (PID $TRACKED_PID)" ;;
 	dead) printf '%-10s %s\n' "server:" "dead: $(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which is not this project's server; run: scripts/app.sh stop" ;;
-	*) printf '%-10s %s\n' "server:" "not running" ;;
+	*) printf '%-10s %s\n' "server:" "not running${IDLE_STOPPED_AT:+ (it stopped itself at $IDLE_STOPPED_AT, idle: APP_IDLE_TIMEOUT)}" ;;
 	esac
 	execution_status
 	run_status_lines
@@ -142,8 +174,10 @@ status_json() {
 	printf '"venv": %s, "python": %s, "kernel_registered": %s, "server": %s, "pid": %s, "port": %s, "url": %s, ' \
 		"$(json_string "$STATUS_VENV")" "$(json_string "$PYTHON_VERSION")" "$KERNEL_REGISTERED" \
 		"$(json_string "$SERVER_STATE")" "$(json_number "${TRACKED_PID:-$STALE_PID}")" "$(json_number "$SERVER_PORT")" "$url"
-	printf '"notebook_dir": %s, "dependencies": %s, ' "$(json_string "$(rel_dir "$NOTEBOOK_DIR")")" \
-		"$(json_string "${STAMPED_DEPENDENCIES:-unknown}")"
+	local idle=null
+	[[ -z $IDLE_STOPPED_AT ]] || idle=$(json_string "$IDLE_STOPPED_AT")
+	printf '"notebook_dir": %s, "dependencies": %s, "idle_stopped_at": %s, ' "$(json_string "$(rel_dir "$NOTEBOOK_DIR")")" \
+		"$(json_string "${STAMPED_DEPENDENCIES:-unknown}")" "$idle"
 	printf '"server_side_execution": %s, "runs": %s, "orphan_servers": %s, "stray_kernels": %s, "exit_code": %s}\n' \
 		"$SERVER_SIDE_EXECUTION" "$(notebook_runs --json)" "$(json_numbers ${ORPHANS[@]+"${ORPHANS[@]}"})" \
 		"$(json_numbers ${STRAY_KERNELS[@]+"${STRAY_KERNELS[@]}"})" "$STATUS_CODE"
