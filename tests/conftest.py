@@ -29,8 +29,19 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parent.parent
 # Ports away from 8888 so the tests never meet a developer's own servers.
 # JT_TEST_PORT_START moves the range, so that two test runs on one machine do not meet.
-TEST_PORT_START = int(os.environ.get("JT_TEST_PORT_START", "18888"))
+# Each pytest-xdist worker (gw0, gw1, ...) gets its own block of PORT_BLOCK ports: the
+# range (the first 12) and, above it, ports tests need outside the range (`port`).
+PORT_BLOCK = 200
+XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+TEST_PORT_START = int(os.environ.get("JT_TEST_PORT_START", "18888")) + PORT_BLOCK * XDIST_WORKER
 TEST_PORT_END = TEST_PORT_START + 11
+
+
+def port(offset: int) -> int:
+    """A port of this worker's block, OFFSET above TEST_PORT_START (12 to PORT_BLOCK - 1:
+    outside the projects' range, for tests that need a port no project picks)."""
+    assert 12 <= offset < PORT_BLOCK, offset
+    return TEST_PORT_START + offset
 TEST_PORTS = {"port_range_start": TEST_PORT_START, "port_range_end": TEST_PORT_END}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEMPLATE, TEST_PORTS, Project, git, leave_nothing_behind, pid_alive, process_table
+from conftest import TEMPLATE, TEST_PORTS, Project, port, git, leave_nothing_behind, pid_alive, process_table
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +31,10 @@ export JUPYTER_CONFIG_DIR="$ROOT/.jupyter_config" JUPYTER_DATA_DIR="$ROOT/.jupyt
 export JUPYTER_RUNTIME_DIR="$ROOT/.jupyter_runtime" IPYTHONDIR="$ROOT/.ipython"
 export MPLCONFIGDIR="$ROOT/.cache/matplotlib"
 mkdir -p "$ROOT/.run" "$ROOT/.logs"
-nohup "$JUPYTER" lab --port=18930 --no-browser --ip=127.0.0.1 --allow-root \\
+nohup "$JUPYTER" lab --port=LEGACY_PORT --no-browser --ip=127.0.0.1 --allow-root \\
   --notebook-dir="$ROOT/notebooks" > "$ROOT/.logs/legacy.log" 2>&1 &
 echo $! > "$ROOT/.run/jupyter.pid"
-"""
+""".replace("LEGACY_PORT", str(port(42)))
 
 
 def copier_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -115,8 +115,8 @@ def test_an_existing_project_adopts_the_template_without_losing_a_line(template_
             assert time.monotonic() < deadline and pid_alive(legacy_pid), "the legacy server did not start"
             time.sleep(0.2)
 
-        result = copier_cli("copy", "--trust", "--defaults", "-d", "project_name=legacy", "-d", "port_range_start=18930",
-                            "-d", "port_range_end=18939", str(template_repo), ".", cwd=root)
+        result = copier_cli("copy", "--trust", "--defaults", "-d", "project_name=legacy", "-d", f"port_range_start={port(42)}",
+                            "-d", f"port_range_end={port(51)}", str(template_repo), ".", cwd=root)
         assert result.returncode == 0, result.stderr
 
         # Nothing the user wrote is overwritten or lost.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PORT_END, TEST_PORT_START, Project, Result, assert_reported_and_left_alone, pid_alive
+from conftest import TEST_PORT_END, TEST_PORT_START, Project, port, Result, assert_reported_and_left_alone, pid_alive
 from test_lifecycle import listening_socket, wait_for
 
 pytestmark = pytest.mark.slow
@@ -185,16 +185,17 @@ def test_a_lock_left_by_a_dead_command_is_broken_once(rendered: Project):
 
 
 def test_every_port_taken_names_who_holds_them(make_project):
-    holder = make_project("holder", port_range_start=18960, port_range_end=18969)
-    holder.start("--port", "18920")
-    project = make_project("crowded", port_range_start=18920, port_range_end=18921)
-    with listening_socket(18921):
+    first, second = port(32), port(33)
+    holder = make_project("holder", port_range_start=port(72), port_range_end=port(81))
+    holder.start("--port", str(first))
+    project = make_project("crowded", port_range_start=first, port_range_end=second)
+    with listening_socket(second):
         result = project.run("start", "--no-open")
     assert result.returncode == 1
-    assert "no free port in 18920-18921" in result.stderr
-    assert f"port 18920: Jupyter server, PID {holder.server_pid()}, notebooks in {holder.root}/notebooks" in result.stderr
+    assert f"no free port in {first}-{second}" in result.stderr
+    assert f"port {first}: Jupyter server, PID {holder.server_pid()}, notebooks in {holder.root}/notebooks" in result.stderr
     if subprocess.run(["sh", "-c", "command -v lsof"], capture_output=True).returncode == 0:
-        assert f"port 18921: PID {os.getpid()}" in result.stderr
+        assert f"port {second}: PID {os.getpid()}" in result.stderr
     assert "copier update --trust -d port_range_end=" in result.stderr
     assert not project.pid_file.exists()
 
@@ -294,7 +295,7 @@ def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Proj
     elsewhere = project.root.parent / "elsewhere-runtime"
     env["JUPYTER_RUNTIME_DIR"] = str(elsewhere)
     by_hand = subprocess.Popen(
-        [str(project.root / ".venv/bin/jupyter"), "lab", "--no-browser", "--port=18941", "--allow-root"],
+        [str(project.root / ".venv/bin/jupyter"), "lab", "--no-browser", f"--port={port(53)}", "--allow-root"],
         cwd=project.root,
         env=env,
         stdout=subprocess.DEVNULL,

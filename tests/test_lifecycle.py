@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PORT_END, TEST_PORT_START, Project, assert_reported_and_left_alone, pid_alive, process_table
+from conftest import TEST_PORT_END, TEST_PORT_START, Project, port, assert_reported_and_left_alone, pid_alive, process_table
 
 pytestmark = pytest.mark.slow
 
@@ -276,11 +276,12 @@ def test_a_port_outside_the_range_is_allowed_with_a_warning(project: Project):
 
 
 def test_every_port_taken_names_the_range_and_the_way_out(make_project):
-    project = make_project("narrow", port_range_start=18920, port_range_end=18921)
-    with listening_socket(18920), listening_socket(18921):
+    first, second = port(32), port(33)
+    project = make_project("narrow", port_range_start=first, port_range_end=second)
+    with listening_socket(first), listening_socket(second):
         result = project.run("start", "--no-open")
     assert result.returncode == 1
-    assert "no free port in 18920-18921" in result.stderr
+    assert f"no free port in {first}-{second}" in result.stderr
     assert "--port" in result.stderr and "port_range_end" in result.stderr
 
 
@@ -491,7 +492,7 @@ def test_a_stock_jupyter_lab_in_the_project_is_reported_and_not_stopped(project:
         "JUPYTER_RUNTIME_DIR": str(project.runtime_dir),
     }
     stock = subprocess.Popen(
-        [str(project.root / ".venv/bin/jupyter-lab"), "--no-browser", "--port=18940", "--allow-root"],
+        [str(project.root / ".venv/bin/jupyter-lab"), "--no-browser", f"--port={port(52)}", "--allow-root"],
         cwd=project.root,
         env=env,
         stdout=subprocess.DEVNULL,
