@@ -22,6 +22,7 @@ from conftest import TEMPLATE, TEST_PORTS, Project, port, git, leave_nothing_beh
 
 pytestmark = pytest.mark.slow
 
+LEGACY_PORT = port(42)  # the legacy script's fixed port, outside the range
 LEGACY_APP_SH = """#!/usr/bin/env bash
 # A hand-written lifecycle script, as projects had before the template (spec v1.0
 # snippets, PID file in .run/ as section 4 allows).
@@ -34,7 +35,7 @@ mkdir -p "$ROOT/.run" "$ROOT/.logs"
 nohup "$JUPYTER" lab --port=LEGACY_PORT --no-browser --ip=127.0.0.1 --allow-root \\
   --notebook-dir="$ROOT/notebooks" > "$ROOT/.logs/legacy.log" 2>&1 &
 echo $! > "$ROOT/.run/jupyter.pid"
-""".replace("LEGACY_PORT", str(port(42)))
+""".replace("LEGACY_PORT", str(LEGACY_PORT))
 
 
 def copier_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -115,7 +116,7 @@ def test_an_existing_project_adopts_the_template_without_losing_a_line(template_
             assert time.monotonic() < deadline and pid_alive(legacy_pid), "the legacy server did not start"
             time.sleep(0.2)
 
-        result = copier_cli("copy", "--trust", "--defaults", "-d", "project_name=legacy", "-d", f"port_range_start={port(42)}",
+        result = copier_cli("copy", "--trust", "--defaults", "-d", "project_name=legacy", "-d", f"port_range_start={LEGACY_PORT}",
                             "-d", f"port_range_end={port(51)}", str(template_repo), ".", cwd=root)
         assert result.returncode == 0, result.stderr
 

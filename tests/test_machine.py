@@ -171,7 +171,7 @@ def test_projects_whose_server_keeps_its_pid_in_run_are_listed_and_stopped_by_th
     project adopted by the template since (its scripts/app.sh stops that server), and in
     one with no scripts/app.sh at all (left running, and said why and how to stop it).
     status --all exits 0 while a listed server runs, 3 when none does."""
-    from test_existing_projects import LEGACY_APP_SH
+    from test_existing_projects import LEGACY_APP_SH, LEGACY_PORT
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     scope = {"APP_MACHINE_SCOPE": str(tmp_path)}  # never other sessions' servers
@@ -185,7 +185,7 @@ def test_projects_whose_server_keeps_its_pid_in_run_are_listed_and_stopped_by_th
     for root, script, port in ((adopted.root, "app.sh.pre-template", TEST_PORT_END - 4), (handmade, "start-jupyter.sh", TEST_PORT_END - 5)):
         path = root / "scripts" / script
         path.parent.mkdir(exist_ok=True)
-        path.write_text(LEGACY_APP_SH.replace("--port=18930", f"--port={port}"))
+        path.write_text(LEGACY_APP_SH.replace(f"--port={LEGACY_PORT}", f"--port={port}"))
         path.chmod(0o755)
         subprocess.run([str(path)], env={**os.environ, "JUPYTER": jupyter}, check=True)
         servers[root] = (int((root / ".run/jupyter.pid").read_text()), port)
