@@ -18,10 +18,14 @@ with repetitions (min / median / max):
   ratio to `uv venv` + `uv pip install` of the same requirements (<= 1.2), warm with
   PYTHONDONTWRITEBYTECODE=1 (bytecode compiled at bootstrap), no-op,
   cold without uv on PATH, and `python -m venv` + `pip install` as the baseline;
-- optionally (--suite) the test suite, whole and the fast subset.
+- optionally (--suite) the test suite, whole and the fast subset;
+- the two servers side by side (issue 17; `--only servers` runs just these rows): a
+  project with server=jupyter-server and one with server=jupyverse, each: `app.sh start`
+  until the URL is printed, `app.sh stop`, the idle server's RSS after start, the
+  size of its .venv (du).
 
 Run from the repository root:  uv run python bench/bench.py [--reps N] [--suite] [--write-readme]
-One row only:  uv run python bench/bench.py --only status-all [--ports START]
+                               [--only servers|status-all] [--port-start P]
 Not a test: it prints a table (and with --write-readme puts it in README.md).
 """
 
@@ -254,17 +258,19 @@ def machine() -> str:
 
 
 def main() -> int:
-    global PORT, RANGE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5, help="repetitions of start/stop (default 5)")
     parser.add_argument("--suite", action="store_true", help="also time the test suite (~4 min)")
     parser.add_argument("--no-pip-baseline", action="store_true", help="skip the ~40 s pip baseline")
     parser.add_argument("--write-readme", action="store_true", help="put the table in README.md")
-    parser.add_argument("--only", choices=["status-all"], help="measure this row only")
-    parser.add_argument("--ports", type=int, metavar="START", help=f"the ports to use: START to START+12 (default {PORT})")
+    parser.add_argument(
+        "--only", choices=["all", "servers", "status-all"], default="all", help="servers: the two servers' rows; status-all: that row"
+    )
+    parser.add_argument("--port-start", type=int, default=PORT, help=f"first of the 13 ports used (default {PORT})")
     options = parser.parse_args()
-    if options.ports:
-        PORT, RANGE = options.ports, {"port_range_start": options.ports + 3, "port_range_end": options.ports + 12}
+    use_ports(options.port_start)
+    if options.only == "servers":
+        return servers_only(options.reps)
     # Python's default: it caches bytecode on first import. The one row that sets
     # PYTHONDONTWRITEBYTECODE (as container images do) says so.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -439,6 +445,8 @@ def main() -> int:
                 locals()[name].run("stop", check=False)
         shutil.rmtree(work, ignore_errors=True)
 
+    rows += server_rows(options.reps)
+
     if options.suite:
         for label, args, target, limit in (
             ("test suite, fast subset (-m 'not slow')", ["-m", "not slow"], "≤ 1 min", 60),
@@ -487,6 +495,71 @@ def status_all_row(work: Path, log) -> tuple[str, str, str, str, str]:
             project.run("stop", env=env, check=False)
     verdict = "ok" if statistics.median(times) <= 0.3 else "MISSED"
     return ("status --all, 20 registered projects (2 running)", fmt(times), "", "≤ 300 ms", verdict)
+
+
+# --- the two servers (issue 17) ------------------------------------------------------------
+
+
+def use_ports(first: int) -> None:
+    """The bare server on FIRST, the projects' range on FIRST+3..FIRST+12."""
+    global PORT, RANGE
+    PORT = first
+    RANGE = {"port_range_start": first + 3, "port_range_end": first + 12}
+
+
+def rss_kib(pid: int) -> int:
+    out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    return int(out or 0)
+
+
+def venv_mib(root: Path) -> float:
+    out = subprocess.run(["du", "-sk", str(root / ".venv")], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0]) / 1024
+
+
+def server_rows(reps: int) -> list[tuple[str, str, str, str, str]]:
+    """Per server (and jupyter-server with server-side execution, jupyverse's feature
+    set): start until the URL is printed, stop, the idle server's RSS a second after
+    start, the .venv's size. Each project is rendered and bootstrapped here."""
+    log = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="jt-bench-servers-"))
+    try:
+        variants = (
+            ("jupyter-server", {"server": "jupyter-server"}),
+            ("jupyter-server + server-side execution", {"server": "jupyter-server", "server_side_execution": True}),
+            ("jupyverse", {"server": "jupyverse"}),  # its cells always run on the server
+        )
+        for number, (server, answers) in enumerate(variants):
+            log(f"servers: {server}: bootstrap")
+            project = render(work / f"variant-{number}", f"bench-{number}", **answers)
+            project.run("bootstrap")
+            starts, stops, rss = [], [], []
+            project.timed("start", "--no-open")  # the first start compiles and indexes: not counted
+            project.run("stop")
+            for _ in range(reps):
+                starts.append(project.timed("start", "--no-open"))
+                time.sleep(1)
+                rss.append(rss_kib(int((project.root / ".logs/jupyter.pid").read_text())) / 1024)
+                stops.append(project.timed("stop"))
+            rows += [
+                (f"{server}: start until the URL is printed", fmt(starts), "", "", ""),
+                (f"{server}: stop (idle)", fmt(stops), "", "", ""),
+                (f"{server}: RSS of the idle server", " / ".join(f"{v:.0f}" for v in summary(rss)) + " MiB", "", "", ""),
+                (f"{server}: .venv size (du)", f"{venv_mib(project.root):.0f} MiB", "", "", ""),
+            ]
+            project.run("stop", check=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def servers_only(reps: int) -> int:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ.setdefault("COPIER_SETTINGS_PATH", str(Path(tempfile.mkdtemp()) / "settings.yml"))
+    Path(os.environ["COPIER_SETTINGS_PATH"]).write_text("{}\n")
+    print(render_table(server_rows(reps)))
+    return 0
 
 
 def verdict_stop(samples: list[float], project: Project, left: list[int] | None = None) -> str:

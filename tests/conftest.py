@@ -292,18 +292,29 @@ class Project:
         pid = pid or self.server_pid()
         return json.loads((self.runtime_dir / f"jpserver-{pid}.json").read_text())
 
+    def auth_headers(self) -> dict:
+        """The headers a logged-in frontend sends: the token (jupyter-server), or the
+        session cookie jupyverse gives for it (it takes the token only as ?token=)."""
+        info = self.server_info()
+        if info.get("server") == "jupyverse":
+            return {"Cookie": jupyverse_cookie(info["url"].rstrip("/"), info["token"])}
+        return {"Authorization": f"token {info['token']}"}
+
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = "auto"):
         """Calls the running server's REST API; returns (status, parsed JSON or None)."""
         import urllib.error
         import urllib.request
 
         info = self.server_info()
-        token = info["token"] if token == "auto" else token
+        if token == "auto":
+            headers = self.auth_headers()
+        else:
+            headers = {"Authorization": f"token {token}"} if token else {}
         request = urllib.request.Request(
             f"{info['url'].rstrip('/')}{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"token {token}"} if token else {},
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -346,6 +357,16 @@ class Project:
             except ProcessLookupError:
                 pass
         return left
+
+
+@functools.cache
+def jupyverse_cookie(base: str, token: str) -> str:
+    """jupyverse's session cookie for the token (one login per server and token)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=30) as response:
+        cookie = next(c.split(";", 1)[0] for c in response.headers.get_all("Set-Cookie") or [] if c.startswith("fastapiusersauth="))
+    return cookie
 
 
 def git(root: Path, *args: str) -> str:

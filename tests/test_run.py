@@ -1,6 +1,9 @@
 """`app.sh run NOTEBOOK`: a notebook started headless, picked up later by any frontend.
 
-Real JupyterLab with jupyter-collaboration and jupyter-server-nbmodel, real kernels.
+Real JupyterLab with jupyter-collaboration and jupyter-server-nbmodel, real kernels;
+the hand-off stories (run, --wait, --cancel; --follow's printer is shared) run again
+with server=jupyverse (issue 17), whose frontend logs in with a cookie and runs cells
+from the document.
 A notebook is started from a "terminal" (app.sh run, nothing attached afterwards);
 later a frontend opens it the way JupyterLab does (the notebook's collaboration room,
 its session) and finds every output, including those printed while nobody watched,
@@ -14,6 +17,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -37,6 +41,27 @@ def sse(copie_session):
     bootstrap(project)
     yield project
     leave_nothing_behind(project)
+
+
+@pytest.fixture(scope="module")
+def jupyverse_run(copie_session):
+    """The same project with server=jupyverse (cells always run on the server there)."""
+    from conftest import leave_nothing_behind
+
+    project = Project(render(copie_session, project_name="run-proj", server="jupyverse"))
+    bootstrap(project)
+    yield project
+    leave_nothing_behind(project)
+
+
+@pytest.fixture(params=["jupyter-server", "jupyverse"])
+def server(request):
+    """The module's project for each server: the hand-off stories hold on both."""
+    return request.getfixturevalue("sse" if request.param == "jupyter-server" else "jupyverse_run")
+
+
+def is_jupyverse(project: Project) -> bool:
+    return project.server_info().get("server") == "jupyverse"
 
 
 def write_notebook(project: Project, name: str, *sources: str) -> Path:
@@ -64,8 +89,64 @@ def pending(project: Project, kernel: str) -> list:
     return data["requests"]
 
 
-def evaluate(project: Project, kernel: str, code: str) -> str:
+def cells_of(room) -> list[dict]:
+    from pycrdt import Array
+
+    return room.doc.get("cells", type=Array).to_py() or []
+
+
+def running(project: Project, name: str) -> bool:
+    """The notebook's run still has cells running or queued, as the server tells:
+    nbmodel's queue; jupyverse queues nothing, so its shared document: a cell marked
+    busy, or (the notebook run once, from fresh) a code cell not run yet while no cell
+    has failed. Looked at twice: between two cells of a run none is busy, for a moment."""
+    if not is_jupyverse(project):
+        return bool(pending(project, session_kernel(project, name)))
+    for _ in range(2):
+        with room_open(project, name) as room:
+            code = [cell for cell in cells_of(room) if cell.get("cell_type") == "code"]
+            failed = any(o.get("output_type") == "error" for cell in code for o in cell.get("outputs") or [])
+            if any(cell.get("execution_state") in ("busy", "running") for cell in code):
+                return True
+            if not failed and any(cell.get("execution_count") is None for cell in code):
+                return True
+        time.sleep(0.3)
+    return False
+
+
+def evaluate_in_document(project: Project, notebook: str, kernel: str, code: str) -> str:
+    """jupyverse has no execute-code API: a frontend adds a cell to the shared document
+    and asks the server to run it, as JupyterLab does; its text/plain result."""
+    from pycrdt import Array, Map, Text, create_update_message
+
+    with room_open(project, notebook) as room:
+        cells = room.doc.get("cells", type=Array)
+        updates: list[bytes] = []
+        subscription = room.doc.observe(lambda event: updates.append(event.update))
+        cell_id = uuid.uuid4().hex[:8]
+        cell = {"cell_type": "code", "id": cell_id, "source": Text(code), "metadata": Map(), "outputs": Array(), "execution_count": None}
+        cells.append(Map(cell))
+        room.doc.unobserve(subscription)
+        for update in updates:
+            room.socket.send(create_update_message(update))
+        time.sleep(0.5)  # the server applies the new cell before it is asked to run it
+        status, _ = project.api("POST", f"/api/kernels/{kernel}/execute", {"document_id": room.id, "cell_id": cell_id})
+        assert status == 200, status
+        deadline = time.monotonic() + 30
+        while True:
+            ran = next(c for c in cells_of(room) if c.get("id") == cell_id)
+            if ran.get("execution_count") and ran.get("execution_state") == "idle":
+                return "".join(
+                    "".join(o["data"]["text/plain"]) for o in ran.get("outputs", []) if o.get("output_type") == "execute_result"
+                )
+            assert time.monotonic() < deadline, f"{code!r} never ended"
+            room.receive(timeout=max(0.1, deadline - time.monotonic()))
+
+
+def evaluate(project: Project, kernel: str, code: str, notebook: str = "") -> str:
     """What the kernel answers to `code` (its text/plain result), through the server."""
+    if is_jupyverse(project):
+        return evaluate_in_document(project, notebook, kernel, code)
     status, request = project.api("POST", f"/api/kernels/{kernel}/execute", {"code": code})
     assert status == 202, status
     deadline = time.monotonic() + 30
@@ -93,64 +174,67 @@ def saved_lines(path: Path, cell: int = 1) -> list[str]:
     return stream_text(notebook["cells"][cell]).split()
 
 
-def test_a_headless_run_is_picked_up_later_with_every_output_and_the_same_kernel(sse: Project):
+def test_a_headless_run_is_picked_up_later_with_every_output_and_the_same_kernel(server: Project):
     """The hand-off: run returns at once, the run goes on with nothing attached, a second
     run is refused, status shows it, the token is nowhere, and a frontend that opens the
     notebook afterwards sees all the outputs and the loop's `i` in the same kernel."""
-    log_before = (sse.root / ".logs/jupyter.log").read_text() if (sse.root / ".logs/jupyter.log").exists() else ""
-    path = write_notebook(sse, "loop.ipynb", "x = 'kept'", LOOP)
+    log_before = (server.root / ".logs/jupyter.log").read_text() if (server.root / ".logs/jupyter.log").exists() else ""
+    path = write_notebook(server, "loop.ipynb", "x = 'kept'", LOOP)
     started = time.monotonic()
-    result = sse.run("run", "notebooks/loop.ipynb", timeout=120)
+    result = server.run("run", "notebooks/loop.ipynb", timeout=120)
     assert result.returncode == 0, result.output
     assert time.monotonic() - started < 60  # includes the server's start
-    token = sse.server_info()["token"]
-    url = sse.server_info()["url"].rstrip("/")
-    assert result.stdout == f"{url}/lab/tree/loop.ipynb?token={token}\n"
+    token = server.server_info()["token"]
+    url = server.server_info()["url"].rstrip("/")
+    tree = "/lab/workspaces/default/tree/" if is_jupyverse(server) else "/lab/tree/"  # jupyverse's /lab/tree/ takes no token
+    assert result.stdout == f"{url}{tree}loop.ipynb?token={token}\n"
     assert "2 cell(s) queued" in result.stderr
 
     # While it runs: nothing of this project carries the token in its command line,
     # status lists the run, a second run is refused.
-    kernel = session_kernel(sse, "loop.ipynb")
-    assert pending(sse, kernel), "the run had ended before anyone looked"
+    kernel = session_kernel(server, "loop.ipynb")
+    assert running(server, "loop.ipynb"), "the run had ended before anyone looked"
     for pid, _, args in process_table():
         assert token not in args, (pid, args)
-    status = sse.run("status")
+    status = server.run("status")
     assert "run:       loop.ipynb: cell " in status.stdout and " of 2, since " in status.stdout, status.stdout
-    runs = json.loads(sse.run("status", "--json").stdout)["runs"]
+    runs = json.loads(server.run("status", "--json").stdout)["runs"]
     assert [(r["notebook"], r["cells"]) for r in runs] == [("loop.ipynb", 2)]
-    again = sse.run("run", "loop.ipynb")
+    again = server.run("run", "loop.ipynb")
     assert again.returncode == 1
     assert "already running" in again.stderr and "--follow" in again.stderr and "--cancel" in again.stderr
 
-    wait_for(lambda: not pending(sse, kernel), timeout=STEPS + 60, interval=0.5)
+    wait_for(lambda: not running(server, "loop.ipynb"), timeout=STEPS + 60, interval=0.5)
     # A frontend opens the notebook afterwards: the shared document has every line,
     # the file on disk too (saved a second after the last change), and the session's
     # kernel is the one that ran the loop.
-    with room_open(sse, "loop.ipynb") as room:
+    with room_open(server, "loop.ipynb") as room:
         room.wait_until_it_shows(f"{STEPS - 1}\\n", timeout=10)
     wait_for(lambda: saved_lines(path, cell=2) == [str(i) for i in range(STEPS)], timeout=30, interval=0.5)
-    assert session_kernel(sse, "loop.ipynb") == kernel
-    assert evaluate(sse, kernel, "i, x") == f"({STEPS - 1}, 'kept')"
-    assert "run:" not in sse.run("status").stdout
-    assert json.loads(sse.run("status", "--json").stdout)["runs"] == []
-    # The server's start-up banner is the one place the token may appear in the log.
-    added = (sse.root / ".logs/jupyter.log").read_text().removeprefix(log_before)
-    assert [line for line in added.splitlines() if token in line and "/lab?token=" not in line] == []
+    assert session_kernel(server, "loop.ipynb") == kernel
+    assert evaluate(server, kernel, "i, x", "loop.ipynb") == f"({STEPS - 1}, 'kept')"
+    assert "run:" not in server.run("status").stdout
+    assert json.loads(server.run("status", "--json").stdout)["runs"] == []
+    # The server's start-up banner is the one place the token may appear in the log
+    # (jupyverse's "Server running" line; it logs no request line, so not the ?token= login).
+    added = (server.root / ".logs/jupyter.log").read_text().removeprefix(log_before)
+    banner = ("/lab?token=", "Server running")
+    assert [line for line in added.splitlines() if token in line and not any(b in line for b in banner)] == []
 
 
-def test_wait_exits_1_at_the_first_failing_cell_and_0_when_all_succeed(sse: Project):
-    write_notebook(sse, "fails.ipynb", "print('before')", "1/0", "print('never')")
-    failed = sse.run("run", "--wait", "fails.ipynb", timeout=120)
+def test_wait_exits_1_at_the_first_failing_cell_and_0_when_all_succeed(server: Project):
+    write_notebook(server, "fails.ipynb", "print('before')", "1/0", "print('never')")
+    failed = server.run("run", "--wait", "fails.ipynb", timeout=120)
     assert failed.returncode == 1, failed.output
     assert "cell 2 of 3 failed: ZeroDivisionError: division by zero" in failed.stderr
-    kernel = session_kernel(sse, "fails.ipynb")
-    assert evaluate(sse, kernel, "6 * 7") == "42"  # the kernel lives on
-    with room_open(sse, "fails.ipynb") as room:
+    kernel = session_kernel(server, "fails.ipynb")
+    assert evaluate(server, kernel, "6 * 7", "fails.ipynb") == "42"  # the kernel lives on
+    with room_open(server, "fails.ipynb") as room:
         room.wait_until_it_shows("before", timeout=10)
         assert not room.shows("never\\n"), "a cell after the failure ran"
 
-    write_notebook(sse, "fine.ipynb", "y = 6 * 7", "print(y)")
-    fine = sse.run("run", "--wait", "fine.ipynb", timeout=120)
+    write_notebook(server, "fine.ipynb", "y = 6 * 7", "print(y)")
+    fine = server.run("run", "--wait", "fine.ipynb", timeout=120)
     assert fine.returncode == 0, fine.output
     assert "all 2 cell(s) ran" in fine.stderr
 
@@ -160,7 +244,7 @@ def test_follow_prints_the_outputs_in_order_and_ctrl_c_detaches(sse: Project):
     followed = sse.run("run", "--follow", "follow.ipynb", timeout=120)
     assert followed.returncode == 0, followed.output
     lines = followed.stdout.splitlines()
-    assert lines[0].startswith("http://") and "/lab/tree/follow.ipynb" in lines[0]
+    assert lines[0].startswith("http://") and "/tree/follow.ipynb?token=" in lines[0]
     assert lines[1:] == ["first", *map(str, range(STEPS)), str((STEPS - 1) * 10)]
 
     # Ctrl-C while following (SIGINT to the terminal's foreground process group): the
@@ -180,31 +264,46 @@ def test_follow_prints_the_outputs_in_order_and_ctrl_c_detaches(sse: Project):
     out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 130, err
     assert "detached; the run goes on" in err
-    kernel = session_kernel(sse, "follow.ipynb")
-    assert pending(sse, kernel), "the run stopped with its watcher"
+    assert running(sse, "follow.ipynb"), "the run stopped with its watcher"
     joined = sse.run("run", "--follow", "follow.ipynb", timeout=120)
     assert joined.returncode == 0, joined.output
     assert "joining it" in joined.stderr
     assert joined.stdout.splitlines()[-1] == str((STEPS - 1) * 10)
 
 
-def test_cancel_interrupts_the_running_cell_and_drops_the_rest(sse: Project):
-    write_notebook(sse, "cancel.ipynb", LOOP.replace("0.2", "1"), "print('after')")
-    assert sse.run("run", "cancel.ipynb", timeout=120).returncode == 0
-    kernel = session_kernel(sse, "cancel.ipynb")
-    wait_for(lambda: any(r["request_status"] == "running" for r in pending(sse, kernel)), timeout=60)
+def test_cancel_interrupts_the_running_cell_and_drops_the_rest(server: Project):
+    write_notebook(server, "cancel.ipynb", LOOP.replace("0.2", "1"), "print('after')")
+    assert server.run("run", "cancel.ipynb", timeout=120).returncode == 0
+    kernel = session_kernel(server, "cancel.ipynb")
+    wait_for(lambda: running(server, "cancel.ipynb"), timeout=60)
     time.sleep(2)
-    cancelled = sse.run("run", "--cancel", "cancel.ipynb")
+    cancelled = server.run("run", "--cancel", "cancel.ipynb")
     assert cancelled.returncode == 0, cancelled.output
     assert "run cancelled at cell 1 of 2" in cancelled.stderr
-    assert pending(sse, kernel) == []
-    stopped_at = int(evaluate(sse, kernel, "i"))
+    assert not running(server, "cancel.ipynb")
+    stopped_at = int(evaluate(server, kernel, "i", "cancel.ipynb"))
     assert stopped_at < STEPS - 1
-    with room_open(sse, "cancel.ipynb") as room:
+    with room_open(server, "cancel.ipynb") as room:
         room.wait_until_it_shows("KeyboardInterrupt", timeout=10)
         assert not room.shows("after\\n"), "the queued cell ran"
-    nothing = sse.run("run", "--cancel", "cancel.ipynb")
+    nothing = server.run("run", "--cancel", "cancel.ipynb")
     assert nothing.returncode == 0 and "no run in progress" in nothing.stderr
+
+
+def test_stop_during_a_jupyverse_run_ends_its_driver(jupyverse_run: Project):
+    """jupyverse: the run's cells go one at a time through a driver of app.sh's own;
+    `stop` in the middle of a run leaves nothing of the project running, even a driver
+    that cannot see the server go (stopped here: SIGSTOP)."""
+    write_notebook(jupyverse_run, "stopped.ipynb", LOOP)
+    assert jupyverse_run.run("run", "stopped.ipynb", timeout=120).returncode == 0
+    drivers = [pid for pid, args in jupyverse_run.processes() if "notebook_run.py drive " in args]
+    assert drivers, jupyverse_run.processes()
+    for pid in drivers:
+        os.kill(pid, signal.SIGSTOP)
+    stopped = jupyverse_run.run("stop", timeout=120)
+    assert stopped.returncode == 0, stopped.output
+    assert jupyverse_run.processes() == []
+    assert "run:" not in jupyverse_run.run("status").stdout
 
 
 def test_bad_input_is_refused_and_changes_nothing(sse: Project, tmp_path):

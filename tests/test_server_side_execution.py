@@ -119,10 +119,9 @@ def room_open(project: Project, notebook: str):
     status, session = project.api("PUT", f"/api/collaboration/session/{notebook}", {"format": "json", "type": "notebook"})
     assert status in (200, 201), status
     room_id = f"json:notebook:{session['fileId']}"
-    token = project.server_info()["token"]
     with connect(
         ws_url(project, f"/api/collaboration/room/{room_id}?sessionId={session['sessionId']}"),
-        additional_headers={"Authorization": f"token {token}"},
+        additional_headers=project.auth_headers(),
         max_queue=None,  # a tab kept open while the test does not read: never stall the server
     ) as socket:
         room = Room(room_id, socket)

@@ -127,6 +127,9 @@ cmd_doctor() {
 		# Measured with jupyverse 0.14.18: an authenticated GET /api/contents/%2Fetc%2Fhostname answers 200.
 		check WARN "server: jupyverse" "its contents API is not confined to $(rel_dir "$NOTEBOOK_DIR"): anyone with the" \
 			"token reads and writes any file this user can; state in $(rel "$JUPYVERSE_STATE_DIR")"
+		# Measured with jupyverse 0.14.18: three cells sent at once, the second failing, end the server.
+		check WARN "jupyverse: failing cells" "a cell waiting in the kernel behind a failing one stops the whole server" \
+			"(KeyError 'execution_count' in fps_kernels); scripts/app.sh run sends one cell at a time"
 	fi
 	template_check "$offline"
 	if ((DOCTOR_FAILURES > 0)); then

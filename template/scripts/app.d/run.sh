@@ -5,8 +5,9 @@
 
 # Bash finds the notebook and the server; scripts/notebook_run.py (the venv's Python)
 # speaks the server's protocols: the notebook's collaboration room, its session and
-# kernel, the execution queue of jupyter-server-nbmodel. The server runs the cells;
-# nothing of the run stays here. The token reaches the helper in its environment only.
+# kernel, the execution queue of jupyter-server-nbmodel, or, with jupyverse, a detached
+# driver of its own that sends one cell at a time (jupyverse queues nothing itself).
+# The token reaches the helper in its environment only.
 
 RUN_HELPER_NAME=notebook_run.py
 
@@ -33,10 +34,7 @@ cmd_run() {
 	done
 	[[ -n $given ]] || usage_error "run: which notebook? e.g. scripts/app.sh run $(rel_dir "$NOTEBOOK_DIR")analysis.ipynb"
 	((cancel == 0 || ${#watch[@]} == 0)) || usage_error "run: --cancel takes neither --wait nor --follow"
-	[[ $SERVER != jupyverse ]] ||
-		die "run needs jupyter-server-nbmodel's API, which jupyverse does not have; open the notebook in" \
-			"JupyterLab instead (its cells run on the server), or: copier update --trust -d server=jupyter-server"
-	[[ $SERVER_SIDE_EXECUTION == true ]] ||
+	[[ $SERVER == jupyverse || $SERVER_SIDE_EXECUTION == true ]] ||
 		die "run needs server-side execution, which is off in this project; turn it on with:" \
 			"copier update --trust -d server_side_execution=true, then: scripts/app.sh bootstrap && scripts/app.sh restart"
 	RUN_HELPER=$PROJECT_ROOT/scripts/$RUN_HELPER_NAME
@@ -63,7 +61,8 @@ cmd_run() {
 			die "the server did not start; see: scripts/app.sh logs"
 		fi
 	fi
-	grep -q 'jupyter_server_nbmodel | extension was successfully loaded' "$LOG_FILE" 2>/dev/null ||
+	[[ $SERVER == jupyverse ]] ||
+		grep -q 'jupyter_server_nbmodel | extension was successfully loaded' "$LOG_FILE" 2>/dev/null ||
 		die "the running server has no server-side execution (jupyter_server_nbmodel is not loaded); run:" \
 			"scripts/app.sh bootstrap && scripts/app.sh restart"
 	if ((cancel == 0)) && [[ $DOCUMENT_CLEANUP_DELAY != None ]]; then
@@ -81,7 +80,7 @@ cmd_run() {
 # Runs the helper against the running server (read_server_info's SERVER_URL and
 # SERVER_TOKEN): the token in its environment, never in its arguments.
 run_helper() {
-	APP_RUN_URL=$SERVER_URL APP_RUN_TOKEN=$SERVER_TOKEN APP_RUN_STATE=$LOG_DIR/runs \
+	APP_RUN_URL=$SERVER_URL APP_RUN_TOKEN=$SERVER_TOKEN APP_RUN_STATE=$LOG_DIR/runs APP_RUN_SERVER=$SERVER \
 		"$VENV_PYTHON" -I "$PROJECT_ROOT/scripts/$RUN_HELPER_NAME" "$@"
 }
 
@@ -124,11 +123,24 @@ notebook_runs() {
 		return 0
 	fi
 	if [[ $SERVER_STATE != running || ! -x $VENV_PYTHON || ! -f $PROJECT_ROOT/scripts/$RUN_HELPER_NAME ]]; then
-		rm -f "$LOG_DIR"/runs/*.json
+		# With them, the logs of jupyverse drivers (the server, so its drivers, are gone).
+		rm -f "$LOG_DIR"/runs/*.json "$LOG_DIR"/runs/*.log
 		[[ -z $json ]] || printf '[]'
 		return 0
 	fi
 	run_helper status ${json:+"$json"} 2>/dev/null || { [[ -z $json ]] || printf '[]'; }
+}
+
+# The drivers of jupyverse runs (notebook_run.py drive): each ends with its run or its
+# server; stop ends them with the server, so nothing of the project outlives a stop.
+stop_run_drivers() {
+	local i
+	local -a drivers=()
+	for ((i = 0; i < ${#PS_PIDS[@]}; i++)); do
+		[[ ${PS_ARGS[i]} == *" $PROJECT_ROOT/scripts/$RUN_HELPER_NAME drive "* ]] && drivers+=("${PS_PIDS[i]}")
+	done
+	((${#drivers[@]} == 0)) || terminate "$KERNEL_STOP_TIMEOUT" "${drivers[@]}"
+	return 0
 }
 
 # status: the "run:" lines.

@@ -8,6 +8,8 @@
 stop_project() {
 	scan_project
 	STOPPED_ANY=0
+	# First: a jupyverse run's driver would otherwise start its next cell as the server goes.
+	stop_run_drivers
 	if [[ -n $STALE_PID ]]; then
 		say "removing stale PID file (PID $STALE_PID is not this project's Jupyter server)"
 	fi
