@@ -7,7 +7,9 @@ JupyterLab and its kernels run for real. Each test leaves no process behind: the
 project still runs.
 
 The end-to-end modules (SHELL_MODULES) run once per shell: the system's bash, then
-bash 3.2 (macOS's) first on PATH; see `shell` below.
+bash 3.2 (macOS's) first on PATH; see `shell` below. The lifecycle and hostile suites
+(SERVER_MODULES) also run against each server of the template's `server` question:
+jupyter-server, then jupyverse; see `server` below.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="jt-test-state-")
     config.addinivalue_line("markers", "bash32: runs app.sh under bash 3.2 (deselect with -m 'not bash32')")
     config.addinivalue_line("markers", "shells: run the test once per shell of JT_TEST_SHELLS (as SHELL_MODULES are)")
+    config.addinivalue_line("markers", "jupyverse: runs against a server=jupyverse project (deselect with -m 'not jupyverse')")
+    config.addinivalue_line(
+        "markers", "jupyter_server_only(reason): asserts what only jupyter-server does; skipped with jupyverse, saying why"
+    )
     selected_shells()  # a typo in JT_TEST_SHELLS is a usage error, not a silent skip
 
 
@@ -121,6 +127,45 @@ BASH32_BUILDER = TEMPLATE / "tests/tools/bash-3.2/build.sh"
 # The bash-3.2 leg's directory while it runs: Project.run keeps it first on a PATH a test sets.
 SHELL_BIN_DIR: Path | None = None
 
+# --- the servers app.sh runs --------------------------------------------------------------
+# The template's `server` question: jupyter-server (the default) or jupyverse (issue 17).
+# Every test of SERVER_MODULES runs with jupyter-server; the tests of JUPYVERSE_TESTS (one
+# or two per code path of app.sh where the servers differ: start, port and token, kernels
+# and stop, a killed server's kernels, busy port, death at startup, stale runtime files,
+# the PID file, orphans, Ctrl-C, odd paths, racing stop, private and read-only files) run
+# with jupyverse too, against a second session project (`server`, `bootstrapped_project`),
+# only under the first shell of JT_TEST_SHELLS: app.sh's shell code is the same for both
+# servers, so bash 3.2 is proved by the jupyter-server leg (JT_TEST_SHELLS_ALL=1 runs them
+# under every shell too). The subset adds ~2 minutes on 2 cores; JT_TEST_SERVERS_ALL=1
+# runs every test with both servers. A test that asserts what only jupyter-server does
+# (one of its flags, its config files, its `jupyter lab`) is marked
+# `jupyter_server_only(reason)`, stays out of JUPYVERSE_TESTS, and skips with that
+# reason under JT_TEST_SERVERS_ALL=1. The test IDs name the shell and the server
+# (`[bash-jupyverse]`); -m "not jupyverse" leaves jupyverse out.
+SERVER_MODULES = {"test_lifecycle", "test_hostile"}
+JUPYVERSE_TESTS = {
+    "test_lifecycle": {
+        "test_bootstrap_registers_the_kernel_in_the_venv_exactly_as_the_spec_says",
+        "test_start_serves_jupyterlab_on_a_free_port_with_the_pid_file_and_token",
+        "test_the_default_kernel_is_the_projects_and_stop_takes_kernels_with_it",
+        "test_logs_show_and_follow_the_server_log",
+        "test_a_busy_port_is_refused_by_name_and_skipped_by_auto_selection",
+        "test_a_server_dying_during_startup_fails_fast_with_its_log",
+        "test_stale_runtime_files_are_cleaned_on_status",
+        "test_a_reused_pid_in_the_pid_file_is_never_signalled",
+        "test_a_killed_server_leaves_kernels_that_status_reports_and_stop_removes",
+        "test_a_server_that_lost_its_pid_file_is_an_orphan_that_start_adopts",
+        "test_foreground_ctrl_c_stops_the_server_and_its_kernels",
+        "test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink",
+    },
+    "test_hostile": {
+        "test_stop_racing_start_leaves_no_orphan",
+        "test_a_read_only_directory_is_a_clear_error",
+        "test_the_pid_file_log_and_runtime_files_are_private",
+        "test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan",
+    },
+}
+
 
 def selected_shells() -> list[str]:
     names = [name.strip() for name in os.environ.get("JT_TEST_SHELLS", ",".join(SHELLS)).split(",") if name.strip()]
@@ -134,28 +179,61 @@ def runs_under_every_shell(module: str, name: str, definition: pytest.Item) -> b
     return os.environ.get("JT_TEST_SHELLS_ALL") == "1" or listed == "*" or name in listed or bool(definition.get_closest_marker("shells"))
 
 
+def runs_with_jupyverse(module: str, name: str) -> bool:
+    return os.environ.get("JT_TEST_SERVERS_ALL") == "1" or name in JUPYVERSE_TESTS.get(module, ())
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rpartition(".")[2]
-    if module in SHELL_MODULES or metafunc.definition.get_closest_marker("shells"):
+    name = metafunc.function.__name__
+    if module in SERVER_MODULES:
         shells = selected_shells()
-        if not runs_under_every_shell(module, metafunc.function.__name__, metafunc.definition):
+        every_shell = runs_under_every_shell(module, name, metafunc.definition)
+        combos = [(shell, "jupyter-server") for shell in (shells if every_shell else shells[:1])]
+        if runs_with_jupyverse(module, name):
+            combos += [(shell, "jupyverse") for shell in (shells if os.environ.get("JT_TEST_SHELLS_ALL") == "1" else shells[:1])]
+        params = [
+            pytest.param(
+                shell,
+                server,
+                id=f"{shell}-{server}",
+                marks=[pytest.mark.bash32] * (shell == "bash-3.2") + [pytest.mark.jupyverse] * (server == "jupyverse"),
+            )
+            for shell, server in combos
+        ]
+        metafunc.parametrize(("shell", "server"), params, indirect=True, scope="session")
+    elif module in SHELL_MODULES or metafunc.definition.get_closest_marker("shells"):
+        shells = selected_shells()
+        if not runs_under_every_shell(module, name, metafunc.definition):
             shells = shells[:1]
         params = [pytest.param(name, id=name, marks=[pytest.mark.bash32] if name == "bash-3.2" else []) for name in shells]
         metafunc.parametrize("shell", params, indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """BASH32_TESTS names tests that exist: a renamed test must be renamed there too."""
+    """BASH32_TESTS and JUPYVERSE_TESTS name tests that exist (a renamed test must be
+    renamed there too), and JUPYVERSE_TESTS none marked jupyter_server_only."""
     modules = {item.module.__name__.rpartition(".")[2]: item.module for item in items if isinstance(item, pytest.Function)}
-    missing = [
+    for listing, tests in (("BASH32_TESTS", BASH32_TESTS), ("JUPYVERSE_TESTS", JUPYVERSE_TESTS)):
+        missing = [
+            f"{module}.{name}"
+            for module, names in tests.items()
+            if module in modules and names != "*"
+            for name in sorted(names)
+            if not hasattr(modules[module], name)
+        ]
+        if missing:
+            raise pytest.UsageError(f"tests/conftest.py {listing} names tests that do not exist: {', '.join(missing)}")
+    # A test that cannot apply to jupyverse is not in its subset.
+    listed = [
         f"{module}.{name}"
-        for module, names in BASH32_TESTS.items()
-        if module in modules and names != "*"
+        for module, names in JUPYVERSE_TESTS.items()
+        if module in modules
         for name in sorted(names)
-        if not hasattr(modules[module], name)
+        if any(m.name == "jupyter_server_only" for m in getattr(getattr(modules[module], name, None), "pytestmark", []))
     ]
-    if missing:
-        raise pytest.UsageError(f"tests/conftest.py BASH32_TESTS names tests that do not exist: {', '.join(missing)}")
+    if listed:
+        raise pytest.UsageError(f"tests/conftest.py JUPYVERSE_TESTS names tests marked jupyter_server_only: {', '.join(listed)}")
 
 
 @functools.cache
@@ -215,6 +293,20 @@ def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 leave_nothing_behind(project)
 
 
+@pytest.fixture(scope="session")
+def server(request: pytest.FixtureRequest) -> str:
+    """The server of the projects a test makes: the `server` answer, "jupyter-server" or
+    "jupyverse" (pytest_generate_tests runs SERVER_MODULES' tests with each)."""
+    return getattr(request, "param", "jupyter-server")
+
+
+@pytest.fixture(autouse=True)
+def _jupyter_server_only(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("jupyter_server_only")
+    if marker and "server" in request.fixturenames and request.getfixturevalue("server") == "jupyverse":
+        pytest.skip(f"not with jupyverse: {marker.args[0]}")
+
+
 @dataclass
 class Result:
     returncode: int
@@ -255,6 +347,14 @@ class Project:
     @property
     def app(self) -> Path:
         return self.root / "scripts" / "app.sh"
+
+    @property
+    def server(self) -> str:
+        """The server this project runs: app.sh's SERVER constant (its copier answer)."""
+        for line in self.app.read_text().splitlines():
+            if line.startswith("SERVER="):
+                return line.partition("=")[2].strip("'\"")
+        return "jupyter-server"
 
     @property
     def pid_file(self) -> Path:
@@ -306,15 +406,15 @@ class Project:
         import urllib.request
 
         info = self.server_info()
+        url, headers = f"{info['url'].rstrip('/')}{path}", {"Content-Type": "application/json"}
         if token == "auto":
-            headers = self.auth_headers()
-        else:
-            headers = {"Authorization": f"token {token}"} if token else {}
+            headers.update(self.auth_headers())
+        elif token and info.get("server") == "jupyverse":
+            url += f"?token={token}"  # jupyverse takes no Authorization header
+        elif token:
+            headers["Authorization"] = f"token {token}"
         request = urllib.request.Request(
-            f"{info['url'].rstrip('/')}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers=headers,
+            url, method=method, data=None if body is None else json.dumps(body).encode(), headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -325,6 +425,8 @@ class Project:
 
     def start_kernel(self) -> tuple[str, int]:
         """Starts a kernel over the REST API, as JupyterLab does; returns (id, pid)."""
+        if self.server == "jupyverse":
+            return self.start_jupyverse_kernel()
         status, kernel = self.api("POST", "/api/kernels", {})
         assert status == 201, status
         deadline = time.monotonic() + 30
@@ -334,6 +436,32 @@ class Project:
                     return kernel["id"], pid
             time.sleep(0.1)
         raise AssertionError(f"kernel {kernel['id']} has no process")
+
+    def start_jupyverse_kernel(self) -> tuple[str, int]:
+        """jupyverse starts kernels for sessions only (POST /api/kernels is 405), and
+        names their connection files at random: the kernel is the server's new child."""
+        server = self.server_pid()
+        before = {pid for pid, ppid, _ in process_table() if ppid == server}
+        name = f"kernel-{time.monotonic_ns()}.ipynb"
+        body = {"kernel": {"name": self.kernel_name()}, "name": name, "path": name, "type": "notebook"}
+        status, session = self.api("POST", "/api/sessions", body)
+        assert status in (200, 201), status
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for pid, ppid, args in process_table():
+                if ppid == server and pid not in before and " -f " in args:
+                    return session["kernel"]["id"], pid
+            time.sleep(0.1)
+        raise AssertionError(f"kernel {session['kernel']['id']} has no process")
+
+    def kernel_name(self) -> str:
+        return next((self.root / ".venv/share/jupyter/kernels").iterdir()).name
+
+    def connection_file(self, kernel_pid: int) -> Path:
+        """The connection file a kernel was started with (its -f argument)."""
+        args = dict((pid, args) for pid, _, args in process_table())[kernel_pid]
+        path = args.split(" -f ", 1)[1]
+        return Path(path[: path.index(".json") + len(".json")])
 
     def processes(self) -> list[tuple[int, str]]:
         """Live processes of this project: its venv's programs, its server, its kernels.
@@ -347,7 +475,11 @@ class Project:
         """PIDs of the Jupyter servers serving this project's notebook directory, however
         they were launched (app.sh runs `python -m jupyterlab`, users `jupyter lab`)."""
         marker = f"--notebook-dir={self.root}/notebooks"
-        return [pid for pid, _, args in process_table() if "jupyter" in args and any(a == marker for a in args.split())]
+        return [
+            pid
+            for pid, _, args in process_table()
+            if ("jupyter" in args or " jupyverse " in args) and any(a == marker for a in args.split())
+        ]
 
     def kill_everything(self) -> list[tuple[int, str]]:
         left = self.processes()
@@ -419,10 +551,15 @@ def render(copie, **answers) -> Path:
     return Path(result.project_dir)
 
 
+def server_answers(server: str) -> dict:
+    """The copier answer for SERVER; none for the default, as a user gives it."""
+    return {} if server == "jupyter-server" else {"server": server}
+
+
 @pytest.fixture
-def rendered(copie) -> Project:
+def rendered(copie, server: str) -> Project:
     """A freshly rendered project, never bootstrapped."""
-    return Project(render(copie))
+    return Project(render(copie, **server_answers(server)))
 
 
 def bootstrap(project: Project, env: dict | None = None) -> None:
@@ -434,16 +571,30 @@ def bootstrap(project: Project, env: dict | None = None) -> None:
 SESSION_PROJECTS: list[Project] = []
 
 
-@pytest.fixture(scope="session")
-def bootstrapped_project(copie_session) -> Project:
-    """One rendered and bootstrapped project shared by the session's tests (both shells':
-    it is bootstrapped under the shell of the first test that needs it)."""
-    project = Project(render(copie_session, project_name="e2e-proj", display_name="E2E Proj"))
+def session_project(copie_session, server: str) -> Project:
+    project = Project(render(copie_session, project_name="e2e-proj", display_name="E2E Proj", **server_answers(server)))
     # As in many container images: Python never caches bytecode itself, so bootstrap
     # must compile it, or every start recompiles JupyterLab's imports.
     bootstrap(project, env={"PYTHONDONTWRITEBYTECODE": "1"})
     SESSION_PROJECTS.append(project)
     return project
+
+
+@pytest.fixture(scope="session")
+def jupyter_server_session_project(copie_session) -> Project:
+    return session_project(copie_session, "jupyter-server")
+
+
+@pytest.fixture(scope="session")
+def jupyverse_session_project(copie_session) -> Project:
+    return session_project(copie_session, "jupyverse")
+
+
+@pytest.fixture
+def bootstrapped_project(request: pytest.FixtureRequest, server: str) -> Project:
+    """One rendered and bootstrapped project per server, shared by the session's tests
+    (both shells': it is bootstrapped under the shell of the first test that needs it)."""
+    return request.getfixturevalue(f"{server.replace('-', '_')}_session_project")
 
 
 def leave_nothing_behind(project: Project) -> None:
@@ -470,15 +621,16 @@ def project(bootstrapped_project: Project):
 
 
 @pytest.fixture
-def make_project(copie, tmp_path):
-    """Factory: render a project (optionally moved to `where`), bootstrapped or not.
+def make_project(copie, tmp_path, server: str):
+    """Factory: render a project (optionally moved to `where`), bootstrapped or not,
+    with the test's server unless `server=` says otherwise.
 
     Every project it makes is stopped and checked clean after the test.
     """
     made: list[Project] = []
 
     def make(name: str = "other", where: Path | None = None, bootstrapped: bool = True, **answers) -> Project:
-        root = render(copie, project_name=name, **answers)
+        root = render(copie, project_name=name, **{**server_answers(server), **answers})
         if where is not None:
             where.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(root), str(where))

@@ -213,9 +213,9 @@ def test_a_venv_whose_python_was_deleted_is_repaired_by_bootstrap(make_project):
     project.start()
 
 
-def test_a_venv_without_jupyterlab_is_repaired_by_bootstrap(make_project):
+def test_a_venv_without_jupyterlab_is_repaired_by_bootstrap(make_project, server: str):
     project = make_project("broken-lab")
-    (project.root / ".venv/bin/jupyter-lab").unlink()
+    (project.root / ".venv/bin" / ("jupyverse" if server == "jupyverse" else "jupyter-lab")).unlink()
     status = project.run("status")
     assert "broken" in status.stdout and "scripts/app.sh bootstrap" in status.stdout
     result = project.run("start", "--no-open")
@@ -247,7 +247,7 @@ def test_a_full_disk_is_a_clear_error(project: Project, directory):
     assert not project.servers()
 
 
-def test_a_hostile_global_config_cannot_open_the_server_to_the_network(project: Project, tmp_path):
+def test_a_hostile_global_config_cannot_open_the_server_to_the_network(project: Project, server: str, tmp_path):
     hostile = """
 c.ServerApp.ip = '0.0.0.0'
 c.ServerApp.port = 18999
@@ -273,6 +273,8 @@ c.ServerApp.allow_remote_access = True
     assert project.api("GET", "/api/status", token=None)[0] == 403
     project.run("stop")
 
+    if server == "jupyverse":
+        return  # it reads no Jupyter config: none can turn its authentication off
     # A global config that turns authentication off is refused, not obeyed.
     (global_path / "jupyter_server_config.py").write_text(hostile + "c.IdentityProvider.token = ''\n")
     result = project.run("start", "--no-open", env=env)
@@ -289,23 +291,32 @@ def test_the_pid_file_log_and_runtime_files_are_private(project: Project):
         assert stat.S_IMODE(directory.stat().st_mode) & 0o777 == 0o700
 
 
-def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Project):
-    """The user runs the project's jupyter lab directly, without app.sh or its env."""
+def answers(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Project, server: str, tmp_path):
+    """The user runs the project's jupyter lab (or jupyverse) directly, without app.sh or its env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_", "IPYTHONDIR"))}
     elsewhere = project.root.parent / "elsewhere-runtime"
     env["JUPYTER_RUNTIME_DIR"] = str(elsewhere)
-    by_hand = subprocess.Popen(
-        [str(project.root / ".venv/bin/jupyter"), "lab", "--no-browser", f"--port={port(53)}", "--allow-root"],
-        cwd=project.root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    if server == "jupyverse":
+        # Its state where the test cleans up: by default it goes to ~ and the notebooks.
+        state = [f"--set=auth.directory={tmp_path}", f"--set=file_id.db_path={tmp_path}/f.db", f"--set=ystore_sqlite.db_path={tmp_path}/y.db"]
+        command = [str(project.root / ".venv/bin/jupyverse"), f"--port={port(53)}", "--timeout=60", *state]
+        cwd = project.root / "notebooks"
+    else:
+        command = [str(project.root / ".venv/bin/jupyter"), "lab", "--no-browser", f"--port={port(53)}", "--allow-root"]
+        cwd = project.root
+    by_hand = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         # Up, as the user sees it: not while `jupyter` is still exec'ing `jupyter-lab`,
-        # when ps briefly shows neither command line.
-        wait_for(lambda: (elsewhere / f"jpserver-{by_hand.pid}.json").exists(), timeout=60)
+        # when ps briefly shows neither command line. jupyverse writes no runtime file.
+        if server == "jupyverse":
+            wait_for(lambda: answers(port(53)), timeout=60)
+        else:
+            wait_for(lambda: (elsewhere / f"jpserver-{by_hand.pid}.json").exists(), timeout=60)
         assert_reported_and_left_alone(project, by_hand)
     finally:
         by_hand.terminate()

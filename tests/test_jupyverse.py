@@ -109,6 +109,7 @@ def test_jupyverse_bootstrap_start_kernel_status_doctor_stop(copie):
         assert project.run("url").stdout.strip() == url
         as_json = json.loads(project.run("status", "--json").stdout)
         assert as_json["server"] == "running" and as_json["pid"] == pid and as_json["url"] == url
+        assert as_json["server_side_execution"] is True, "as status says: jupyverse runs cells on the server"
         doctor = project.run("doctor", "--offline")
         assert "PASS  server tracked by its PID file (spec 6)" in doctor.stdout, doctor.output
         assert "WARN  server: jupyverse" in doctor.stdout
@@ -179,3 +180,49 @@ def test_an_idle_timeout_is_refused_with_jupyverse_which_has_none(copie):
     doctor = project.run("doctor", "--offline", env={"APP_IDLE_TIMEOUT": "30"})
     assert any(line.startswith("FAIL  idle shutdown") for line in doctor.stdout.splitlines()), doctor.stdout
     assert project.run("status", env={"APP_IDLE_TIMEOUT": "30"}).returncode == 3, "other commands still work"
+
+
+def installed(project: Project) -> set[str]:
+    """The distributions in the project's venv, by normalised name."""
+    code = "from importlib import metadata; print('\\n'.join(d.metadata['Name'].lower().replace('_', '-') for d in metadata.distributions()))"
+    listing = subprocess.run([str(project.root / ".venv/bin/python"), "-c", code], capture_output=True, text=True, check=True)
+    return set(listing.stdout.split())
+
+
+def test_switching_servers_with_copier_update_removes_the_other_servers_packages(template_repo, tmp_path):
+    from copier import run_copy, run_update
+
+    from conftest import TEST_PORTS, git, leave_nothing_behind
+
+    root = tmp_path / "switch"
+    run_copy(str(template_repo), str(root), data={"project_name": "switch", **TEST_PORTS}, defaults=True, unsafe=True, quiet=True)
+    project = Project(root)
+    (root / "requirements.txt").write_text("iniconfig==2.1.0\n")  # the project's own: it stays
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "rendered")
+    bootstrap(project)
+    with_jupyter_server = installed(project)
+    assert {"jupyter-server", "jupyterlab", "iniconfig"} <= with_jupyter_server
+    try:
+        for server in ("jupyverse", "jupyter-server"):
+            run_update(str(root), data={"server": server}, defaults=True, overwrite=True, unsafe=True, quiet=True)
+            git(root, "add", "-A")
+            git(root, "commit", "-qm", f"server={server}")
+            result = project.run("bootstrap", timeout=600)
+            assert result.returncode == 0, result.output
+            assert f"the server is now {server}: removing" in result.stderr
+            assert "damaged" not in result.stderr
+            now = installed(project)
+            if server == "jupyverse":
+                assert {"jupyverse", "fps", "iniconfig", "ipykernel"} <= now
+                assert not now & {"jupyter-server", "jupyterlab", "jupyterlab-server", "jupyter-lsp", "notebook-shim"}
+            else:
+                assert now == with_jupyter_server, "back to jupyter-server: the venv a fresh bootstrap makes"
+            url = project.start().stdout.strip().splitlines()[-1]
+            assert url.startswith("http://127.0.0.1:")
+            status = project.run("status")
+            assert status.returncode == 0, status.output
+            assert project.run("stop").returncode == 0
+    finally:
+        leave_nothing_behind(project)

@@ -70,6 +70,7 @@ def test_a_second_bootstrap_with_nothing_changed_does_nothing(bootstrapped_proje
     assert "installing" not in result.stderr
 
 
+@pytest.mark.jupyter_server_only("it checks jupyterlab's and jupyter_server's bytecode, which a jupyverse venv does not have")
 def test_bootstrap_compiles_bytecode_when_python_is_told_not_to_cache_it(bootstrapped_project: Project):
     # The session bootstraps with PYTHONDONTWRITEBYTECODE=1, as container images do:
     # without compiled bytecode, every start would compile JupyterLab's imports anew.
@@ -79,6 +80,7 @@ def test_bootstrap_compiles_bytecode_when_python_is_told_not_to_cache_it(bootstr
     assert list((site_packages / "jupyter_server/__pycache__").glob("serverapp.*.pyc"))
 
 
+@pytest.mark.jupyter_server_only("it checks that bootstrap installs jupyterlab; tests/test_jupyverse.py proves jupyverse's bootstrap")
 def test_bootstrap_installs_the_projects_own_dependencies(make_project):
     project = make_project("deps", bootstrapped=False)
     (project.root / "requirements.txt").write_text("iniconfig==2.1.0\n")
@@ -184,6 +186,7 @@ def test_the_default_kernel_is_the_projects_and_stop_takes_kernels_with_it(proje
     assert not project.processes()
 
 
+@pytest.mark.jupyter_server_only("it checks jupyter-server's --ServerApp.port_retries=0 and --allow-root; jupyverse has neither (it never moves to another port)")
 def test_running_as_root_is_handled_by_the_script(project: Project):
     project.start()
     args = dict((p, a) for p, _, a in process_table())[project.server_pid()]
@@ -222,22 +225,27 @@ def test_restart_comes_back_on_the_port_it_had_while_a_client_holds_connections(
     assert moved.returncode == 0 and project.server_info()["port"] == port + 1, moved.output
 
 
-def test_logs_show_and_follow_the_server_log(project: Project):
+# What each server logs when it is up, and when it starts a kernel.
+LOG_LINES = {"jupyter-server": ("Jupyter Server", "Kernel started"), "jupyverse": ("Server running", "Starting kernel")}
+
+
+def test_logs_show_and_follow_the_server_log(project: Project, server: str):
+    up, kernel_started = LOG_LINES[server]
     project.start()
     full = project.run("logs")
-    assert full.returncode == 0 and "Jupyter Server" in full.stdout
+    assert full.returncode == 0 and up in full.stdout
     assert len(project.run("logs", "-n", "2").stdout.splitlines()) == 2
     follower = subprocess.Popen([str(project.app), "logs", "-f"], stdout=subprocess.PIPE, text=True)
     try:
         assert follower.stdout.readline(), "logs -f prints the log"
         project.start_kernel()  # the server logs the kernel start: -f shows it as it happens
-        wait_for(lambda: "Kernel started" in follower.stdout.readline(), timeout=30)
+        wait_for(lambda: kernel_started in follower.stdout.readline(), timeout=30)
     finally:
         follower.terminate()
         follower.wait(timeout=10)
 
 
-def test_start_opens_a_browser_only_through_a_real_opener(project: Project, tmp_path):
+def test_start_opens_a_browser_only_through_a_real_opener(project: Project, server: str, tmp_path):
     opened = tmp_path / "opened"
     browser = tmp_path / "browser"
     browser.write_text(f'#!/bin/sh\necho "$1" > "{opened}"\n')
@@ -245,8 +253,10 @@ def test_start_opens_a_browser_only_through_a_real_opener(project: Project, tmp_
     result = project.run("start", env={"BROWSER": str(browser)})
     assert result.returncode == 0, result.output
     target = wait_for(lambda: opened.exists() and opened.read_text().strip(), timeout=10)
-    # The redirect file keeps the token out of the opener's command line.
-    assert target == f"file://{project.runtime_dir}/jpserver-{project.server_pid()}-open.html"
+    # The redirect file keeps the token out of the opener's command line: jupyter-server's
+    # own, or the one app.sh writes where the server writes none (jupyverse).
+    redirect = "app-open.html" if server == "jupyverse" else f"jpserver-{project.server_pid()}-open.html"
+    assert target == f"file://{project.runtime_dir}/{redirect}"
     project.run("stop")
 
     env = {"BROWSER": "", "DISPLAY": "", "WAYLAND_DISPLAY": ""}
@@ -428,18 +438,18 @@ client.stop_channels()
 """
 
 
-def hang_kernel(project: Project, kernel_id: str) -> None:
+def hang_kernel(project: Project, kernel_pid: int) -> None:
     """Makes the kernel busy in C code: it cannot notice its server die."""
-    connection = project.runtime_dir / f"kernel-{kernel_id}.json"
-    go = project.root / f".logs/go-{kernel_id}"
+    connection = project.connection_file(kernel_pid)
+    go = project.root / f".logs/go-{kernel_pid}"
     helper = [str(project.root / ".venv/bin/python"), "-c", HUNG_KERNEL, str(connection), str(go)]
     subprocess.run(helper, check=True, timeout=60)
 
 
 def test_a_killed_server_leaves_kernels_that_status_reports_and_stop_removes(project: Project):
     project.start()
-    kernel_id, kernel_pid = project.start_kernel()
-    hang_kernel(project, kernel_id)
+    _, kernel_pid = project.start_kernel()
+    hang_kernel(project, kernel_pid)
     server = project.server_pid()
     os.kill(server, signal.SIGKILL)  # the OOM killer
     wait_for(lambda: not pid_alive(server))
@@ -461,8 +471,8 @@ def test_a_killed_server_leaves_kernels_that_status_reports_and_stop_removes(pro
 
 def test_a_killed_servers_kernels_are_cleaned_by_the_next_start(project: Project):
     project.start()
-    kernel_id, kernel_pid = project.start_kernel()
-    hang_kernel(project, kernel_id)
+    _, kernel_pid = project.start_kernel()
+    hang_kernel(project, kernel_pid)
     server = project.server_pid()
     os.kill(server, signal.SIGKILL)
     wait_for(lambda: not pid_alive(server))
@@ -484,6 +494,7 @@ def test_a_server_that_lost_its_pid_file_is_an_orphan_that_start_adopts(project:
     assert project.server_pid() == pid
 
 
+@pytest.mark.jupyter_server_only('a jupyverse venv has no jupyter-lab to start by hand')
 def test_a_stock_jupyter_lab_in_the_project_is_reported_and_not_stopped(project: Project):
     env = {
         **os.environ,
@@ -507,20 +518,29 @@ def test_a_stock_jupyter_lab_in_the_project_is_reported_and_not_stopped(project:
         stock.wait(timeout=30)
 
 
-def test_a_server_dying_during_startup_fails_fast_with_its_log(project: Project):
-    config = project.root / ".jupyter_config"
-    config.mkdir(exist_ok=True)
-    (config / "jupyter_server_config.py").write_text("c.ServerApp.certfile = '/nonexistent/cert.pem'\n")
-    started = time.monotonic()
-    result = project.run("start", "--no-open")
+def test_a_server_dying_during_startup_fails_fast_with_its_log(project: Project, server: str):
+    local = project.root / "scripts/app.local.sh"
+    if server == "jupyverse":  # it reads no Jupyter config: a setting it refuses
+        local.write_text("JUPYTER_EXTRA_ARGS=(--set jupyterlab.dev_mode=cert.pem)\n")
+    else:
+        config = project.root / ".jupyter_config"
+        config.mkdir(exist_ok=True)
+        (config / "jupyter_server_config.py").write_text("c.ServerApp.certfile = '/nonexistent/cert.pem'\n")
+    try:
+        started = time.monotonic()
+        result = project.run("start", "--no-open")
+    finally:
+        local.unlink(missing_ok=True)
     assert result.returncode == 1
     assert time.monotonic() - started < 30
     assert "exited during startup" in result.stderr
     assert "Last lines of .logs/jupyter.log" in result.stderr
     assert "cert.pem" in result.stderr, "the log's own explanation is shown"
     assert not project.pid_file.exists()
+    assert not list(project.runtime_dir.glob("jpserver-*")), "no runtime file of a server that never ran"
 
 
+@pytest.mark.jupyter_server_only('it disables authentication in jupyter_server_config.py, which jupyverse does not read')
 def test_authentication_disabled_by_config_is_refused(project: Project):
     config = project.root / ".jupyter_config"
     config.mkdir(exist_ok=True)

@@ -159,8 +159,9 @@ pip_install() {
 install_jupyter() {
 	jupyter_requirements
 	local -a reinstall=()
+	remove_other_server_packages
 	# Files deleted from an installed package: installers see it as installed.
-	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]]; then
+	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]] && ((! SERVER_SWITCHED)); then
 		warn "$(rel "$VENV_DIR") is damaged (jupyter-lab is missing); reinstalling"
 		if [[ -n $UV ]]; then reinstall=(--reinstall); else reinstall=(--force-reinstall); fi
 	fi
@@ -261,6 +262,38 @@ remove_server_side_execution_if_off() {
 	[[ -f $VENV_DIR/etc/jupyter/jupyter_server_config.d/jupyter_server_nbmodel.json ]] || return 0
 	say "server-side execution is off: removing ${SERVER_SIDE_EXECUTION_PACKAGES[*]}..."
 	pip_uninstall "${SERVER_SIDE_EXECUTION_PACKAGES[@]}"
+}
+
+# The server switched (copier update -d server=...): the packages only the other
+# server needed go; what anything else in the venv (the project's dependencies, the
+# user's own) still needs stays. Before the new server's install, since the two
+# servers' packages write the same files (jupyterlab-js and jupyterlab both install
+# share/jupyter/lab): what the new server shares with the old comes back with it.
+# Sets SERVER_SWITCHED=1 when the other server was installed.
+remove_other_server_packages() {
+	local -a other
+	local marker unused
+	SERVER_SWITCHED=0
+	if [[ $SERVER == jupyverse ]]; then
+		other=("${JUPYTER_REQUIREMENTS[@]}" "${SERVER_SIDE_EXECUTION_REQUIREMENTS[@]}") marker=jupyter_server
+	else
+		other=("${JUPYVERSE_REQUIREMENTS[@]}") marker=jupyverse
+	fi
+	set -- "$VENV_DIR"/lib/python*/site-packages/"$marker"-*.dist-info
+	[[ -e $1 ]] || return 0
+	SERVER_SWITCHED=1
+	unused=$(packages_only_needed_by "${REQUIREMENTS[@]}" -- "${other[@]}") || return 0
+	[[ -n $unused ]] || return 0
+	say "the server is now $SERVER: removing the $(wc -w <<<"$unused" | tr -d ' ') packages only the other server needed..."
+	# shellcheck disable=SC2086 # names, one a word
+	pip_uninstall $unused
+}
+
+# Prints the installed distributions that only the requirements after -- need (with
+# their dependencies, as installed), none that the requirements before -- or any other
+# installed distribution needs.
+packages_only_needed_by() {
+	"$VENV_PYTHON" -I "$PROJECT_ROOT/scripts/venv_packages.py" "$@"
 }
 
 # Spec section 2: the kernel lives in the venv, never in the user's kernel directory.

@@ -123,8 +123,9 @@ is_leftover_kernel() {
 	! process_has_env "$pid" JPY_PARENT_PID "$ppid"
 }
 
-# Any Jupyter server (lab, notebook, or bare server), not a kernel. The regular
-# expression sits in a variable: bash 3.2 cannot parse one with parentheses in [[ ]].
+# Any Jupyter server (lab, notebook, bare server, or jupyverse run by its script), not a
+# kernel. The regular expression sits in a variable: bash 3.2 cannot parse one with
+# parentheses in [[ ]].
 readonly JUPYTER_SERVER_RE='jupyter[-_ ](lab|notebook|server)([[:space:]]|$)'
 
 # Their subcommands that do not serve (`jupyter lab build`, `jupyter server list`, ...).
@@ -132,7 +133,7 @@ readonly JUPYTER_TOOL_RE='jupyter[-_ ](lab|notebook|server) +(build|clean|list|s
 
 is_jupyter_server() {
 	[[ $1 != *ipykernel* && ! $1 =~ $JUPYTER_TOOL_RE ]] || return 1
-	[[ $1 =~ $JUPYTER_SERVER_RE || $1 == *" -m jupyterlab"* ]]
+	[[ $1 =~ $JUPYTER_SERVER_RE || $1 == *" -m jupyterlab"* || $1 == *"/bin/jupyverse" || $1 == *"/bin/jupyverse "* ]]
 }
 
 # A Jupyter server started by hand for this project: with the project's own venv, or

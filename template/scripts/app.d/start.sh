@@ -146,7 +146,7 @@ launch_jupyverse() {
 # read_server_info reads), private: jpserver-PID.json in the runtime directory.
 write_runtime_record() {
 	local file=$JUPYTER_RUNTIME_DIR/jpserver-$1.json
-	(umask 077 && printf '{\n  "pid": %s,\n  "port": %s,\n  "url": "http://127.0.0.1:%s/",\n  "token": "%s",\n  "root_dir": %s,\n  "server": "jupyverse"\n}\n' \
+	(umask 077 && printf '{\n  "pid": %s,\n  "hostname": "127.0.0.1",\n  "port": %s,\n  "url": "http://127.0.0.1:%s/",\n  "token": "%s",\n  "root_dir": %s,\n  "server": "jupyverse"\n}\n' \
 		"$1" "$2" "$2" "$3" "$(json_string "$NOTEBOOK_DIR")" >"$file.$$" && mv -f "$file.$$" "$file") 2>/dev/null
 }
 
@@ -163,14 +163,18 @@ write_pid_file() {
 	return 1
 }
 
+# What jupyverse logs when its port cannot be bound (then it hangs instead of exiting).
+readonly JUPYVERSE_BIND_FAILED='address already in use|Module failed while starting +\[fps\._module\] path=jupyverse\.server'
+
 # Waits until SERVER_PID has written its runtime file and answers with token auth on.
 # Returns 0 when ready, 1 when the server exited (STARTUP_STATUS has its status).
 wait_until_ready() {
 	local pid=$1 deadline=$((SECONDS + START_TIMEOUT + 1)) code TOKEN_MODE=""
 	[[ $SERVER != jupyverse ]] || TOKEN_MODE=query
 	while :; do
-		# jupyverse does not exit when it cannot bind its port: it logs it and hangs.
-		if [[ $SERVER == jupyverse ]] && grep -qi 'address already in use' "$LOG_FILE" 2>/dev/null; then
+		# jupyverse does not exit when it cannot bind its port: it logs it and hangs. When
+		# another server took the port first, all it logs is that its server module failed.
+		if [[ $SERVER == jupyverse ]] && grep -qiE "$JUPYVERSE_BIND_FAILED" "$LOG_FILE" 2>/dev/null; then
 			load_process_table
 			terminate "$STOP_TIMEOUT" "$pid"
 			read_server_info "$pid" || true

@@ -166,8 +166,10 @@ json_numbers() {
 
 # status --json: the same facts for tools, one object on one line.
 status_json() {
-	local url=null
+	local url=null server_side=$SERVER_SIDE_EXECUTION
 	[[ $SERVER_STATE == running ]] && url=$(json_string "$(lab_url)")
+	# jupyverse always runs cells on the server, whatever the option says (status says so too).
+	[[ $SERVER != jupyverse ]] || server_side=true
 	printf '{"project": %s, "display_name": %s, "root": %s, "template_version": %s, "spec_version": %s, ' \
 		"$(json_string "$PROJECT_NAME")" "$(json_string "$DISPLAY_NAME")" "$(json_string "$PROJECT_ROOT")" \
 		"$(json_string "$TEMPLATE_VERSION")" "$(json_string "$SPEC_VERSION")"
@@ -179,7 +181,7 @@ status_json() {
 	printf '"notebook_dir": %s, "dependencies": %s, "idle_stopped_at": %s, ' "$(json_string "$(rel_dir "$NOTEBOOK_DIR")")" \
 		"$(json_string "${STAMPED_DEPENDENCIES:-unknown}")" "$idle"
 	printf '"server_side_execution": %s, "runs": %s, "orphan_servers": %s, "stray_kernels": %s, "exit_code": %s}\n' \
-		"$SERVER_SIDE_EXECUTION" "$(notebook_runs --json)" "$(json_numbers ${ORPHANS[@]+"${ORPHANS[@]}"})" \
+		"$server_side" "$(notebook_runs --json)" "$(json_numbers ${ORPHANS[@]+"${ORPHANS[@]}"})" \
 		"$(json_numbers ${STRAY_KERNELS[@]+"${STRAY_KERNELS[@]}"})" "$STATUS_CODE"
 }
 
