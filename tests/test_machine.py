@@ -55,8 +55,8 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
     assert len(list(registry.glob("*.json"))) == 4, "bootstrap and status register their project"
     first.start()
     second.start("--port", str(TEST_PORT_END))
-    kernel_id, kernel_pid = first.start_kernel()
-    hang_kernel(first, kernel_id)  # busy, and it will outlive a killed server
+    _, kernel_pid = first.start_kernel()
+    hang_kernel(first, kernel_pid)  # busy, and it will outlive a killed server
     shutil.rmtree(gone.root)
     # A project that never registered (an older app.sh, a hand-written script): found by
     # the process scan.

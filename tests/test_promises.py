@@ -793,8 +793,8 @@ def test_status_json_is_json_in_every_state_and_agrees_with_status(project: Proj
     assert assert_status_json_matches(project, "orphan server")["exit_code"] == 4
     project.pid_file.write_text(f"{pid}\n")
 
-    kernel_id, kernel_pid = project.start_kernel()
-    hang_kernel(project, kernel_id)
+    _, kernel_pid = project.start_kernel()
+    hang_kernel(project, kernel_pid)
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid))
     data = assert_status_json_matches(project, "dead server, orphan kernel")

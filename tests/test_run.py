@@ -55,7 +55,7 @@ def jupyverse_run(copie_session):
 
 
 @pytest.fixture(params=["jupyter-server", "jupyverse"])
-def server(request):
+def handoff(request):
     """The module's project for each server: the hand-off stories hold on both."""
     return request.getfixturevalue("sse" if request.param == "jupyter-server" else "jupyverse_run")
 
@@ -174,67 +174,67 @@ def saved_lines(path: Path, cell: int = 1) -> list[str]:
     return stream_text(notebook["cells"][cell]).split()
 
 
-def test_a_headless_run_is_picked_up_later_with_every_output_and_the_same_kernel(server: Project):
+def test_a_headless_run_is_picked_up_later_with_every_output_and_the_same_kernel(handoff: Project):
     """The hand-off: run returns at once, the run goes on with nothing attached, a second
     run is refused, status shows it, the token is nowhere, and a frontend that opens the
     notebook afterwards sees all the outputs and the loop's `i` in the same kernel."""
-    log_before = (server.root / ".logs/jupyter.log").read_text() if (server.root / ".logs/jupyter.log").exists() else ""
-    path = write_notebook(server, "loop.ipynb", "x = 'kept'", LOOP)
+    log_before = (handoff.root / ".logs/jupyter.log").read_text() if (handoff.root / ".logs/jupyter.log").exists() else ""
+    path = write_notebook(handoff, "loop.ipynb", "x = 'kept'", LOOP)
     started = time.monotonic()
-    result = server.run("run", "notebooks/loop.ipynb", timeout=120)
+    result = handoff.run("run", "notebooks/loop.ipynb", timeout=120)
     assert result.returncode == 0, result.output
     assert time.monotonic() - started < 60  # includes the server's start
-    token = server.server_info()["token"]
-    url = server.server_info()["url"].rstrip("/")
-    tree = "/lab/workspaces/default/tree/" if is_jupyverse(server) else "/lab/tree/"  # jupyverse's /lab/tree/ takes no token
+    token = handoff.server_info()["token"]
+    url = handoff.server_info()["url"].rstrip("/")
+    tree = "/lab/workspaces/default/tree/" if is_jupyverse(handoff) else "/lab/tree/"  # jupyverse's /lab/tree/ takes no token
     assert result.stdout == f"{url}{tree}loop.ipynb?token={token}\n"
     assert "2 cell(s) queued" in result.stderr
 
     # While it runs: nothing of this project carries the token in its command line,
     # status lists the run, a second run is refused.
-    kernel = session_kernel(server, "loop.ipynb")
-    assert running(server, "loop.ipynb"), "the run had ended before anyone looked"
+    kernel = session_kernel(handoff, "loop.ipynb")
+    assert running(handoff, "loop.ipynb"), "the run had ended before anyone looked"
     for pid, _, args in process_table():
         assert token not in args, (pid, args)
-    status = server.run("status")
+    status = handoff.run("status")
     assert "run:       loop.ipynb: cell " in status.stdout and " of 2, since " in status.stdout, status.stdout
-    runs = json.loads(server.run("status", "--json").stdout)["runs"]
+    runs = json.loads(handoff.run("status", "--json").stdout)["runs"]
     assert [(r["notebook"], r["cells"]) for r in runs] == [("loop.ipynb", 2)]
-    again = server.run("run", "loop.ipynb")
+    again = handoff.run("run", "loop.ipynb")
     assert again.returncode == 1
     assert "already running" in again.stderr and "--follow" in again.stderr and "--cancel" in again.stderr
 
-    wait_for(lambda: not running(server, "loop.ipynb"), timeout=STEPS + 60, interval=0.5)
+    wait_for(lambda: not running(handoff, "loop.ipynb"), timeout=STEPS + 60, interval=0.5)
     # A frontend opens the notebook afterwards: the shared document has every line,
     # the file on disk too (saved a second after the last change), and the session's
     # kernel is the one that ran the loop.
-    with room_open(server, "loop.ipynb") as room:
+    with room_open(handoff, "loop.ipynb") as room:
         room.wait_until_it_shows(f"{STEPS - 1}\\n", timeout=10)
     wait_for(lambda: saved_lines(path, cell=2) == [str(i) for i in range(STEPS)], timeout=30, interval=0.5)
-    assert session_kernel(server, "loop.ipynb") == kernel
-    assert evaluate(server, kernel, "i, x", "loop.ipynb") == f"({STEPS - 1}, 'kept')"
-    assert "run:" not in server.run("status").stdout
-    assert json.loads(server.run("status", "--json").stdout)["runs"] == []
+    assert session_kernel(handoff, "loop.ipynb") == kernel
+    assert evaluate(handoff, kernel, "i, x", "loop.ipynb") == f"({STEPS - 1}, 'kept')"
+    assert "run:" not in handoff.run("status").stdout
+    assert json.loads(handoff.run("status", "--json").stdout)["runs"] == []
     # The server's start-up banner is the one place the token may appear in the log
     # (jupyverse's "Server running" line; it logs no request line, so not the ?token= login).
-    added = (server.root / ".logs/jupyter.log").read_text().removeprefix(log_before)
+    added = (handoff.root / ".logs/jupyter.log").read_text().removeprefix(log_before)
     banner = ("/lab?token=", "Server running")
     assert [line for line in added.splitlines() if token in line and not any(b in line for b in banner)] == []
 
 
-def test_wait_exits_1_at_the_first_failing_cell_and_0_when_all_succeed(server: Project):
-    write_notebook(server, "fails.ipynb", "print('before')", "1/0", "print('never')")
-    failed = server.run("run", "--wait", "fails.ipynb", timeout=120)
+def test_wait_exits_1_at_the_first_failing_cell_and_0_when_all_succeed(handoff: Project):
+    write_notebook(handoff, "fails.ipynb", "print('before')", "1/0", "print('never')")
+    failed = handoff.run("run", "--wait", "fails.ipynb", timeout=120)
     assert failed.returncode == 1, failed.output
     assert "cell 2 of 3 failed: ZeroDivisionError: division by zero" in failed.stderr
-    kernel = session_kernel(server, "fails.ipynb")
-    assert evaluate(server, kernel, "6 * 7", "fails.ipynb") == "42"  # the kernel lives on
-    with room_open(server, "fails.ipynb") as room:
+    kernel = session_kernel(handoff, "fails.ipynb")
+    assert evaluate(handoff, kernel, "6 * 7", "fails.ipynb") == "42"  # the kernel lives on
+    with room_open(handoff, "fails.ipynb") as room:
         room.wait_until_it_shows("before", timeout=10)
         assert not room.shows("never\\n"), "a cell after the failure ran"
 
-    write_notebook(server, "fine.ipynb", "y = 6 * 7", "print(y)")
-    fine = server.run("run", "--wait", "fine.ipynb", timeout=120)
+    write_notebook(handoff, "fine.ipynb", "y = 6 * 7", "print(y)")
+    fine = handoff.run("run", "--wait", "fine.ipynb", timeout=120)
     assert fine.returncode == 0, fine.output
     assert "all 2 cell(s) ran" in fine.stderr
 
@@ -271,22 +271,22 @@ def test_follow_prints_the_outputs_in_order_and_ctrl_c_detaches(sse: Project):
     assert joined.stdout.splitlines()[-1] == str((STEPS - 1) * 10)
 
 
-def test_cancel_interrupts_the_running_cell_and_drops_the_rest(server: Project):
-    write_notebook(server, "cancel.ipynb", LOOP.replace("0.2", "1"), "print('after')")
-    assert server.run("run", "cancel.ipynb", timeout=120).returncode == 0
-    kernel = session_kernel(server, "cancel.ipynb")
-    wait_for(lambda: running(server, "cancel.ipynb"), timeout=60)
+def test_cancel_interrupts_the_running_cell_and_drops_the_rest(handoff: Project):
+    write_notebook(handoff, "cancel.ipynb", LOOP.replace("0.2", "1"), "print('after')")
+    assert handoff.run("run", "cancel.ipynb", timeout=120).returncode == 0
+    kernel = session_kernel(handoff, "cancel.ipynb")
+    wait_for(lambda: running(handoff, "cancel.ipynb"), timeout=60)
     time.sleep(2)
-    cancelled = server.run("run", "--cancel", "cancel.ipynb")
+    cancelled = handoff.run("run", "--cancel", "cancel.ipynb")
     assert cancelled.returncode == 0, cancelled.output
     assert "run cancelled at cell 1 of 2" in cancelled.stderr
-    assert not running(server, "cancel.ipynb")
-    stopped_at = int(evaluate(server, kernel, "i", "cancel.ipynb"))
+    assert not running(handoff, "cancel.ipynb")
+    stopped_at = int(evaluate(handoff, kernel, "i", "cancel.ipynb"))
     assert stopped_at < STEPS - 1
-    with room_open(server, "cancel.ipynb") as room:
+    with room_open(handoff, "cancel.ipynb") as room:
         room.wait_until_it_shows("KeyboardInterrupt", timeout=10)
         assert not room.shows("after\\n"), "the queued cell ran"
-    nothing = server.run("run", "--cancel", "cancel.ipynb")
+    nothing = handoff.run("run", "--cancel", "cancel.ipynb")
     assert nothing.returncode == 0 and "no run in progress" in nothing.stderr
 
 
