@@ -25,7 +25,7 @@ with repetitions (min / median / max):
   size of its .venv (du).
 
 Run from the repository root:  uv run python bench/bench.py [--reps N] [--suite] [--write-readme]
-                               [--only servers|status-all] [--port-start P]
+                               [--port PORT] [--only SECTION,...]
 Not a test: it prints a table (and with --write-readme puts it in README.md).
 """
 
@@ -47,8 +47,17 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PORT = 18777  # the bare server's; app.sh uses the project's range below
-RANGE = {"port_range_start": 18780, "port_range_end": 18789}
+# The bare server's port; the projects' app.sh use the range after it (PORT + 3 to
+# PORT + 12). --port (or JT_BENCH_PORT) moves them, so that a benchmark never meets
+# another one's servers, or a test run's (tests/conftest.py: JT_TEST_PORT_START).
+PORT = int(os.environ.get("JT_BENCH_PORT", "18777"))
+SECTIONS = ("cold", "warm", "start", "user", "sse", "busy", "status", "status-all", "servers")
+
+
+def port_range() -> dict[str, int]:
+    return {"port_range_start": PORT + 3, "port_range_end": PORT + 12}
+
+
 BUSY_KERNEL = """
 import sys, time
 from jupyter_client import BlockingKernelClient
@@ -180,7 +189,7 @@ def render(where: Path, name: str, **answers) -> Project:
     from copier import run_copy
 
     # HEAD: the working tree, not the latest release tag copier would pick by default.
-    data = {"project_name": name, **RANGE, **answers}
+    data = {"project_name": name, **port_range(), **answers}
     run_copy(str(REPO), str(where), data=data, defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD")
     return Project(where)
 
@@ -258,19 +267,27 @@ def machine() -> str:
 
 
 def main() -> int:
+    global PORT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5, help="repetitions of start/stop (default 5)")
     parser.add_argument("--suite", action="store_true", help="also time the test suite (~4 min)")
     parser.add_argument("--no-pip-baseline", action="store_true", help="skip the ~40 s pip baseline")
     parser.add_argument("--write-readme", action="store_true", help="put the table in README.md")
     parser.add_argument(
-        "--only", choices=["all", "servers", "status-all"], default="all", help="servers: the two servers' rows; status-all: that row"
+        "--port", type=int, default=PORT, help=f"the bare server's port; app.sh uses the next 3 to 12 (default {PORT}, env JT_BENCH_PORT)"
     )
-    parser.add_argument("--port-start", type=int, default=PORT, help=f"first of the 13 ports used (default {PORT})")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all; --write-readme needs all)",
+    )
     options = parser.parse_args()
-    use_ports(options.port_start)
-    if options.only == "servers":
-        return servers_only(options.reps)
+    only = set(filter(None, options.only.split(",")))
+    if only - set(SECTIONS):
+        parser.error(f"--only: unknown section(s) {','.join(sorted(only - set(SECTIONS)))}")
+    if options.write_readme and only != set(SECTIONS):
+        parser.error("--write-readme needs every section (no --only)")
+    PORT = options.port
     # Python's default: it caches bytecode on first import. The one row that sets
     # PYTHONDONTWRITEBYTECODE (as container images do) says so.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -280,53 +297,43 @@ def main() -> int:
     rows: list[tuple[str, str, str, str, str]] = []  # measure, app.sh, baseline, target, verdict
     work = Path(tempfile.mkdtemp(prefix="jt-bench-"))
     log = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
-    if options.only == "status-all":
-        try:
-            rows.append(status_all_row(work, log))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print(render_table(rows))
-        return 0
     try:
         project = render(work / "bench", "bench")
 
         # --- bootstrap ------------------------------------------------------------
-        log("bootstrap: cold (empty uv cache, no venv)")
-        cold = []
-        for _ in range(2):
+        cold, cold_no_uv, pip_baseline = [], [], []
+        for _ in range(2 if "cold" in only else 0):
+            log("bootstrap: cold (empty uv cache, no venv)")
             shutil.rmtree(project.root / ".venv", ignore_errors=True)
             cache = Path(tempfile.mkdtemp(prefix="jt-uv-cache-"))
             cold.append(project.timed("bootstrap", env={"UV_CACHE_DIR": str(cache)}))
             shutil.rmtree(cache, ignore_errors=True)
-        log("bootstrap: cold without uv on PATH (venv + pip installs uv, then uv)")
         no_uv_path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "uv").exists())
-        cold_no_uv = []
-        for _ in range(2):
+        for _ in range(2 if "cold" in only else 0):
+            log("bootstrap: cold without uv on PATH (venv + pip installs uv, then uv)")
             shutil.rmtree(project.root / ".venv", ignore_errors=True)
             cache = Path(tempfile.mkdtemp(prefix="jt-uv-cache-"))
             cold_no_uv.append(
                 project.timed("bootstrap", env={"UV_CACHE_DIR": str(cache), "PATH": no_uv_path, "PIP_NO_CACHE_DIR": "1"})
             )
             shutil.rmtree(cache, ignore_errors=True)
-        log("bootstrap: warm (uv cache, no venv), against uv venv + uv pip install of the same requirements")
-        reqs = requirements(project)
-        warm, uv_alone = [], []
-        for rep in range(3):
+        reqs = requirements(project)  # also the venv the sections below start from
+        warm, uv_alone, warm_compiling, noop = [], [], [], []
+        for rep in range(max(3, options.reps) if "warm" in only else 0):
+            log(f"bootstrap: warm (uv cache, no venv), against uv venv + uv pip install of the same requirements: round {rep + 1}")
             for side in ("app", "uv") if rep % 2 == 0 else ("uv", "app"):
                 if side == "app":
                     shutil.rmtree(project.root / ".venv", ignore_errors=True)
                     warm.append(project.timed("bootstrap"))
                 else:
                     uv_alone.append(user_venv(project, work / "user-venv", reqs))
-        log("bootstrap: warm, with PYTHONDONTWRITEBYTECODE=1 (compiles bytecode)")
-        warm_compiling = []
-        for _ in range(2):
+        for _ in range(2 if "warm" in only else 0):
+            log("bootstrap: warm, with PYTHONDONTWRITEBYTECODE=1 (compiles bytecode)")
             shutil.rmtree(project.root / ".venv", ignore_errors=True)
             warm_compiling.append(project.timed("bootstrap", env={"PYTHONDONTWRITEBYTECODE": "1"}))
-        log("bootstrap: no-op")
-        noop = [project.timed("bootstrap") for _ in range(10)]
-        pip_baseline = []
-        if not options.no_pip_baseline:
+        for _ in range(10 if "warm" in only else 0):
+            noop.append(project.timed("bootstrap"))
+        if "cold" in only and not options.no_pip_baseline:
             log("baseline: python -m venv + pip install jupyterlab ipykernel (~40 s)")
             venv = work / "pip-venv"
             started = time.perf_counter()
@@ -337,70 +344,82 @@ def main() -> int:
             )
             pip_baseline.append(time.perf_counter() - started)
         baseline = fmt(pip_baseline) if pip_baseline else "(skipped)"
-        rows += [
-            ("bootstrap, cold: empty uv cache, no venv", fmt(cold), baseline, "as fast as the network allows", "ok"),
-            ("bootstrap, cold without uv on PATH", fmt(cold_no_uv), baseline, "as fast as the network allows", "ok"),
-            ("bootstrap, warm: uv cache, no venv", fmt(warm), "", "≤ 3 s", "ok" if statistics.median(warm) <= 3 else "MISSED"),
-            ratio_row("bootstrap, warm / uv venv + uv pip install of the same requirements", warm, uv_alone, 1.2),
-            (
-                "bootstrap, warm, PYTHONDONTWRITEBYTECODE=1",
-                fmt(warm_compiling),
-                fmt(warm),
-                "(compiles bytecode once)",
-                f"+{statistics.median(warm_compiling) - statistics.median(warm):.1f} s, so no start recompiles",
-            ),
-            ("bootstrap, no-op: nothing changed", fmt(noop), "", "≤ 0.3 s", "ok" if statistics.median(noop) <= 0.3 else "MISSED"),
-        ]
+        if cold:
+            rows += [
+                ("bootstrap, cold: empty uv cache, no venv", fmt(cold), baseline, "as fast as the network allows", "ok"),
+                ("bootstrap, cold without uv on PATH", fmt(cold_no_uv), baseline, "as fast as the network allows", "ok"),
+            ]
+        if warm:
+            rows += [
+                ("bootstrap, warm: uv cache, no venv", fmt(warm), "", "≤ 3 s", "ok" if statistics.median(warm) <= 3 else "MISSED"),
+                ratio_row("bootstrap, warm / uv venv + uv pip install of the same requirements", warm, uv_alone, 1.2),
+                (
+                    "bootstrap, warm, PYTHONDONTWRITEBYTECODE=1",
+                    fmt(warm_compiling),
+                    fmt(warm),
+                    "(compiles bytecode once)",
+                    f"+{statistics.median(warm_compiling) - statistics.median(warm):.1f} s, so no start recompiles",
+                ),
+                ("bootstrap, no-op: nothing changed", fmt(noop), "", "≤ 0.3 s", "ok" if statistics.median(noop) <= 0.3 else "MISSED"),
+            ]
 
         # --- start / stop ------------------------------------------------------------
         project.run("bootstrap")
-        project.run("start", "--no-open")  # the first start caches bytecode: not measured
-        project.run("stop")
-        app_start, bare_starts, app_stop, bare_stops = [], [], [], []
-        for rep in range(options.reps):
-            log(f"start/stop, idle: round {rep + 1} of {options.reps}")
-            # Alternate the order so a warming machine favours neither side.
-            for side in ("app", "bare") if rep % 2 == 0 else ("bare", "app"):
-                if side == "app":
-                    app_start.append(project.timed("start", "--no-open"))
-                    app_stop.append(project.timed("stop"))
-                else:
-                    seconds, server = bare_start(project)
-                    bare_starts.append(seconds)
-                    bare_stops.append(bare_stop(server))
-        ratio = statistics.median(app_start) / statistics.median(bare_starts)
-        overhead = statistics.median(app_start) - statistics.median(bare_starts)
-        rows.append(
-            (
-                "start until the URL is printed",
-                fmt(app_start),
-                fmt(bare_starts),
-                "ratio ≤ 1.03 (overhead < 0.2 s)",
-                f"{'ok' if ratio <= 1.03 or overhead < 0.2 else 'MISSED'}: ratio {ratio:.3f}, {overhead * 1000:+.0f} ms",
+        if only & {"start", "user", "busy"}:
+            project.run("start", "--no-open")  # the first start caches bytecode: not measured
+            project.run("stop")
+        if "start" in only:
+            app_start, bare_starts, app_stop, bare_stops = [], [], [], []
+            for rep in range(options.reps):
+                log(f"start/stop, idle: round {rep + 1} of {options.reps}")
+                # Alternate the order so a warming machine favours neither side.
+                for side in ("app", "bare") if rep % 2 == 0 else ("bare", "app"):
+                    if side == "app":
+                        app_start.append(project.timed("start", "--no-open"))
+                        app_stop.append(project.timed("stop"))
+                    else:
+                        seconds, server = bare_start(project)
+                        bare_starts.append(seconds)
+                        bare_stops.append(bare_stop(server))
+            ratio = statistics.median(app_start) / statistics.median(bare_starts)
+            overhead = statistics.median(app_start) - statistics.median(bare_starts)
+            rows.append(
+                (
+                    "start until the URL is printed",
+                    fmt(app_start),
+                    fmt(bare_starts),
+                    "ratio ≤ 1.03 (overhead < 0.2 s)",
+                    f"{'ok' if ratio <= 1.03 or overhead < 0.2 else 'MISSED'}: ratio {ratio:.3f}, {overhead * 1000:+.0f} ms",
+                )
             )
-        )
-        rows.append(("stop, idle", fmt(app_stop), fmt(bare_stops), "≤ 1 s, nothing left", verdict_stop(app_stop, project)))
-        rows.append(ratio_row("stop, idle / bare SIGTERM-to-exit, same venv", app_stop, bare_stops, 1.0))
+            rows.append(("stop, idle", fmt(app_stop), fmt(bare_stops), "≤ 1 s, nothing left", verdict_stop(app_stop, project)))
+            rows.append(ratio_row("stop, idle / bare SIGTERM-to-exit, same venv", app_stop, bare_stops, 1.0))
 
-        # Against what a user gets without the template: the same requirements installed
-        # with `uv pip install` into a new venv (user_venv above, so with rfc3987-syntax).
-        user = work / "user-venv"
-        app_start, bare_starts, app_stop, bare_stops = side_by_side_start(project, user, options.reps, log)
-        rows.append(ratio_row("start until the URL is printed / bare `jupyter lab` of a user's venv until /api answers", app_start, bare_starts, 0.55))
-        rows.append(ratio_row("stop, idle / bare SIGTERM-to-exit of a user's venv", app_stop, bare_stops, 1.0))
+        if "user" in only:
+            # Against what a user gets without the template: the same requirements installed
+            # with `uv pip install` into a new venv (user_venv above, so with rfc3987-syntax).
+            user = work / "user-venv"
+            if not user.exists():  # the warm section made it
+                user_venv(project, user, reqs)
+            app_start, bare_starts, app_stop, bare_stops = side_by_side_start(project, user, options.reps, log)
+            rows.append(
+                ratio_row("start until the URL is printed / bare `jupyter lab` of a user's venv until /api answers", app_start, bare_starts, 0.55)
+            )
+            rows.append(ratio_row("stop, idle / bare SIGTERM-to-exit of a user's venv", app_stop, bare_stops, 1.0))
 
-        log("server-side execution: render, bootstrap, a user's venv with the same requirements")
-        sse = render(work / "bench-sse", "bench-sse", server_side_execution=True)
-        sse_reqs = requirements(sse)
-        user_venv(sse, work / "user-venv-sse", sse_reqs)
-        app_start, bare_starts, app_stop, bare_stops = side_by_side_start(sse, work / "user-venv-sse", options.reps, log)
-        rows.append(
-            ratio_row("server-side execution: start until the URL is printed / bare `jupyter lab` of a user's venv", app_start, bare_starts, 0.6)
-        )
-        rows.append(ratio_row("server-side execution: stop, idle / bare SIGTERM-to-exit of a user's venv", app_stop, bare_stops, 1.0))
+        if "sse" in only:
+            log("server-side execution: render, bootstrap, a user's venv with the same requirements")
+            sse = render(work / "bench-sse", "bench-sse", server_side_execution=True)
+            sse_reqs = requirements(sse)
+            user_venv(sse, work / "user-venv-sse", sse_reqs)
+            app_start, bare_starts, app_stop, bare_stops = side_by_side_start(sse, work / "user-venv-sse", options.reps, log)
+            rows.append(
+                ratio_row("server-side execution: start until the URL is printed / bare `jupyter lab` of a user's venv", app_start, bare_starts, 0.6)
+            )
+            rows.append(ratio_row("server-side execution: stop, idle / bare SIGTERM-to-exit of a user's venv", app_stop, bare_stops, 1.0))
 
         busy_app, busy_bare = [], []
-        for rep in range(max(2, options.reps // 2)):
+        for rep in range(max(2, options.reps // 2) if "busy" in only else 0):
             log(f"stop with 3 busy kernels: round {rep + 1}")
             project.run("start", "--no-open")
             start_busy_kernels(project, *project.token_url())
@@ -412,40 +431,44 @@ def main() -> int:
             left_bare = project.leftovers()
             for pid in left_bare:  # the bare server's stragglers: the benchmark cleans up
                 os.kill(pid, signal.SIGKILL)
-        rows.append(
-            (
-                "stop, 3 busy kernels",
-                fmt(busy_app),
-                f"{fmt(busy_bare)}, {len(left_bare)} left",
-                "≤ 1 s, nothing left",
-                verdict_stop(busy_app, project, left_app),
+        if busy_app:
+            rows.append(
+                (
+                    "stop, 3 busy kernels",
+                    fmt(busy_app),
+                    f"{fmt(busy_bare)}, {len(left_bare)} left",
+                    "≤ 1 s, nothing left",
+                    verdict_stop(busy_app, project, left_app),
+                )
             )
-        )
 
         # --- status --------------------------------------------------------------------
-        log("status with 20 stale runtime files")
-        runtime = project.root / ".jupyter_runtime"
-        status_times = []
-        for _ in range(10):
-            for i in range(20):
-                (runtime / f"jpserver-{4_000_000 + i}.json").write_text('{"pid": 1}')
-                (runtime / f"jpserver-{4_000_000 + i}-open.html").write_text("")
-            started = time.perf_counter()
-            project.run("status", check=False)
-            status_times.append(time.perf_counter() - started)
-            assert not list(runtime.glob("jpserver-4*")), "status must clean stale files"
-        rows.append(
-            ("status, 20 stale runtime files", fmt(status_times), "", "≤ 150 ms", "ok" if statistics.median(status_times) <= 0.15 else "MISSED")
-        )
-        project.run("stop", check=False)  # its port: status_all_row starts two servers
-        rows.append(status_all_row(work / "status-all", log))
+        if "status" in only:
+            log("status with 20 stale runtime files")
+            runtime = project.root / ".jupyter_runtime"
+            status_times = []
+            for _ in range(10):
+                for i in range(20):
+                    (runtime / f"jpserver-{4_000_000 + i}.json").write_text('{"pid": 1}')
+                    (runtime / f"jpserver-{4_000_000 + i}-open.html").write_text("")
+                started = time.perf_counter()
+                project.run("status", check=False)
+                status_times.append(time.perf_counter() - started)
+                assert not list(runtime.glob("jpserver-4*")), "status must clean stale files"
+            rows.append(
+                ("status, 20 stale runtime files", fmt(status_times), "", "≤ 150 ms", "ok" if statistics.median(status_times) <= 0.15 else "MISSED")
+            )
+        if "status-all" in only:
+            project.run("stop", check=False)  # its port: status_all_row starts two servers
+            rows.append(status_all_row(work / "status-all", log))
     finally:
         for name in ("project", "sse"):
             if name in locals():
                 locals()[name].run("stop", check=False)
         shutil.rmtree(work, ignore_errors=True)
 
-    rows += server_rows(options.reps)
+    if "servers" in only:
+        rows += server_rows(options.reps)
 
     if options.suite:
         for label, args, target, limit in (
@@ -500,13 +523,6 @@ def status_all_row(work: Path, log) -> tuple[str, str, str, str, str]:
 # --- the two servers (issue 17) ------------------------------------------------------------
 
 
-def use_ports(first: int) -> None:
-    """The bare server on FIRST, the projects' range on FIRST+3..FIRST+12."""
-    global PORT, RANGE
-    PORT = first
-    RANGE = {"port_range_start": first + 3, "port_range_end": first + 12}
-
-
 def rss_kib(pid: int) -> int:
     out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
     return int(out or 0)
@@ -552,14 +568,6 @@ def server_rows(reps: int) -> list[tuple[str, str, str, str, str]]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows
-
-
-def servers_only(reps: int) -> int:
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    os.environ.setdefault("COPIER_SETTINGS_PATH", str(Path(tempfile.mkdtemp()) / "settings.yml"))
-    Path(os.environ["COPIER_SETTINGS_PATH"]).write_text("{}\n")
-    print(render_table(server_rows(reps)))
-    return 0
 
 
 def verdict_stop(samples: list[float], project: Project, left: list[int] | None = None) -> str:

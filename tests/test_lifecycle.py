@@ -63,6 +63,32 @@ def test_bootstrap_registers_the_kernel_in_the_venv_exactly_as_the_spec_says(boo
         assert (root / private).stat().st_mode & 0o077 == 0, f"{private} must be private: it holds the token"
 
 
+def test_the_kernel_spec_is_the_one_ipykernel_itself_writes(bootstrapped_project: Project, tmp_path: Path):
+    # bootstrap writes the spec without importing ipykernel (~1 s on a new venv): what
+    # ipykernel's own install writes for the same kernel must be the same, file by file.
+    root = bootstrapped_project.root
+    subprocess.run(
+        [str(root / ".venv/bin/python"), "-m", "ipykernel", "install", "--prefix", str(tmp_path), "--name", "e2e-proj"]
+        + ["--display-name", "E2E Proj", "--env", "IPYTHONDIR", str(root / ".ipython")]
+        + ["--env", "MPLCONFIGDIR", str(root / ".cache/matplotlib")],
+        check=True,
+        capture_output=True,
+    )
+    ours, theirs = root / ".venv/share/jupyter/kernels/e2e-proj", tmp_path / "share/jupyter/kernels/e2e-proj"
+    assert sorted(path.name for path in ours.iterdir()) == sorted(path.name for path in theirs.iterdir())
+    for path in theirs.iterdir():
+        assert (ours / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_the_venv_has_pip_so_percent_pip_install_works_in_notebooks(bootstrapped_project: Project):
+    # What `uv venv --seed` puts in a venv, installed with JupyterLab: pip, and below
+    # Python 3.12 setuptools and wheel.
+    python = str(bootstrapped_project.root / ".venv/bin/python")
+    assert subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode == 0
+    seeded = "import sys\nif sys.version_info < (3, 12):\n    import setuptools, wheel"
+    assert subprocess.run([python, "-c", seeded], capture_output=True).returncode == 0
+
+
 def test_a_second_bootstrap_with_nothing_changed_does_nothing(bootstrapped_project: Project):
     result = bootstrapped_project.run("bootstrap")
     assert result.returncode == 0

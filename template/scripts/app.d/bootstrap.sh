@@ -116,9 +116,10 @@ create_venv() {
 	command -v "$python" >/dev/null 2>&1 || die "no '$python' found; install Python 3 or set APP_PYTHON to an interpreter"
 	if [[ -n $UV ]]; then
 		say "creating $(rel "$VENV_DIR") with uv..."
-		# --seed puts pip in the venv, so `%pip install` works in notebooks. --relocatable:
-		# its scripts find their Python relative to themselves, so the project can move.
-		"$UV" venv --quiet --seed --relocatable ${clear[@]+"${clear[@]}"} --python "$(command -v "$python")" "$VENV_DIR" >&2 ||
+		# No --seed: install_jupyter installs the seed packages with the Jupyter stack.
+		# --relocatable: its scripts find their Python relative to themselves, so the
+		# project can move.
+		"$UV" venv --quiet --relocatable ${clear[@]+"${clear[@]}"} --python "$(command -v "$python")" "$VENV_DIR" >&2 ||
 			die "uv could not create $(rel "$VENV_DIR")"
 	else
 		say "creating $(rel "$VENV_DIR") with $python -m venv..."
@@ -179,9 +180,28 @@ install_jupyter() {
 	[[ -z ${PYTHONDONTWRITEBYTECODE:-} || -z $UV ]] ||
 		say "PYTHONDONTWRITEBYTECODE is set: compiling bytecode now, so starts stay fast"
 	write_excludes_file
+	seed_packages
 	say "installing ${REQUIREMENTS[*]}..."
-	pip_install ${reinstall[@]+"${reinstall[@]}"} "${REQUIREMENTS[@]}" || return 1
+	pip_install ${reinstall[@]+"${reinstall[@]}"} "${REQUIREMENTS[@]}" ${SEED_PACKAGES[@]+"${SEED_PACKAGES[@]}"} || return 1
 	remove_excluded_packages
+}
+
+# Sets SEED_PACKAGES to what `uv venv --seed` would put in a venv that has no pip: pip,
+# so `%pip install` works in notebooks, and below Python 3.12 setuptools and wheel.
+# Installed with the Jupyter stack, in its resolution: --seed resolves them on its own
+# first, and its index requests cost ~0.6 s of a warm bootstrap. `python -m venv` seeds
+# pip itself.
+seed_packages() {
+	local minor
+	SEED_PACKAGES=()
+	set -- "$VENV_DIR"/lib/python*/site-packages/pip
+	[[ ! -e $1 ]] || return 0
+	SEED_PACKAGES=(pip)
+	set -- "$VENV_DIR"/lib/python3.*/site-packages
+	minor=${1#"$VENV_DIR"/lib/python3.}
+	minor=${minor%%/*}
+	[[ $minor == *[!0-9]* || -z $minor ]] || ((minor >= 12)) || SEED_PACKAGES+=(setuptools wheel)
+	return 0
 }
 
 # Step two: the project's own dependencies and package, resolved together with the
@@ -297,14 +317,34 @@ packages_only_needed_by() {
 }
 
 # Spec section 2: the kernel lives in the venv, never in the user's kernel directory.
+# Writes what `python -m ipykernel install --sys-prefix --name ... --display-name ...
+# --env ...` writes (ipykernel's kernelspec.py: its logos and this kernel.json, indent 1),
+# without importing ipykernel, jupyter_client and traitlets (~0.3 s, and ~1 s more
+# compiling their bytecode on a new venv). A test compares it with ipykernel's own.
 register_kernel() {
 	say "registering kernel '$PROJECT_NAME' ($DISPLAY_NAME) in $(rel "$VENV_DIR")..."
-	"$VENV_PYTHON" -m ipykernel install \
-		--sys-prefix \
-		--name "$PROJECT_NAME" \
-		--display-name "$DISPLAY_NAME" \
-		--env IPYTHONDIR "$PROJECT_ROOT/.ipython" \
-		--env MPLCONFIGDIR "$PROJECT_ROOT/.cache/matplotlib" >/dev/null
+	"$VENV_PYTHON" -I -c '
+import json, os, shutil, sys
+from importlib.util import find_spec
+destination, display_name, *env = sys.argv[1:]
+argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+if sys.implementation.name == "cpython":  # debugpy: no frozen modules
+    argv.insert(1, "-Xfrozen_modules=off")
+spec = {
+    "argv": argv,
+    "display_name": display_name,
+    "language": "python",
+    "metadata": {"debugger": True, "supported_encryption": ["curve"]},
+    "kernel_protocol_version": "5.5",
+    "env": dict(zip(env[::2], env[1::2])),
+}
+resources = os.path.join(find_spec("ipykernel").submodule_search_locations[0], "resources")
+if os.path.isdir(destination):
+    shutil.rmtree(destination)
+shutil.copytree(resources, destination)
+with open(os.path.join(destination, "kernel.json"), "w") as file:
+    json.dump(spec, file, indent=1)' "${KERNEL_SPEC%/*}" "$DISPLAY_NAME" \
+		IPYTHONDIR "$PROJECT_ROOT/.ipython" MPLCONFIGDIR "$PROJECT_ROOT/.cache/matplotlib"
 }
 
 # The project's JupyterLab defaults, kept in the venv; bootstrap and start apply them
@@ -407,8 +447,11 @@ run_bootstrap() {
 # distribution to install, by its usual name. Parses the notebooks (json, ast), never
 # runs them.
 missing_imports() {
+	local notebooks
 	[[ -x $VENV_PYTHON ]] || return 0
-	project_notebooks | "$VENV_PYTHON" -I -c '
+	notebooks=$(project_notebooks)
+	[[ -n $notebooks ]] || return 0 # no notebook: no Python to start
+	printf '%s\n' "$notebooks" | "$VENV_PYTHON" -I -c '
 import ast, importlib.util, json, os, sys
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml",
                  "bs4": "beautifulsoup4", "skimage": "scikit-image", "dateutil": "python-dateutil",
@@ -463,6 +506,8 @@ hint_missing_imports() {
 # started with: say so, and how to give them the new ones.
 report_kernels_with_old_packages() {
 	local i count=0
+	# No PID file, no server of ours: no process table to read.
+	[[ -f $PID_FILE || -f $LEGACY_PID_FILE ]] || return 0
 	scan_project
 	[[ -n $TRACKED_PID ]] || return 0
 	for ((i = 0; i < ${#PS_PIDS[@]}; i++)); do

@@ -296,7 +296,6 @@ parse_start_options() {
 cmd_start() {
 	parse_start_options start "$@"
 	acquire_lock
-	register_project
 	run_start
 }
 
@@ -312,6 +311,7 @@ run_start() {
 	cleanup_stale_runtime
 	adopt_untracked_server
 	if [[ -n $TRACKED_PID ]]; then
+		register_project
 		report_already_running
 		return 0
 	fi
@@ -392,6 +392,8 @@ start_server_on_free_port() {
 		SERVER_PID=""
 		arm_startup_traps
 		launch_server "$port"
+		# The machine's registry (status --all), while the server imports.
+		((attempt > 0)) || register_project
 		if wait_until_ready "$SERVER_PID"; then
 			# A foreground server stays tied to this command until supervise_foreground
 			# takes over.
