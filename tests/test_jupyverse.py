@@ -115,6 +115,19 @@ def test_jupyverse_bootstrap_start_kernel_status_doctor_stop(copie):
         assert "WARN  server: jupyverse" in doctor.stdout
         assert "FAIL  no orphan processes" not in doctor.stdout
 
+        # The machine view sees it as this project's running server, with its kernel;
+        # jupyverse is not asked for kernel states (a login per look), so stop --idle
+        # leaves it, saying why.
+        scope = {"APP_MACHINE_SCOPE": str(project.root)}
+        machine = json.loads(project.run("status", "--all", "--json", env=scope).stdout)
+        [entry] = machine["projects"]
+        assert (entry["state"], entry["pid"], entry["port"], entry["kernels"]) == ("running", pid, info["port"], 1), entry
+        assert machine["other_servers"] == []
+        assert f"the Jupyter server of the project {project.root} (PID {pid})" in project.run("status", "--port", str(info["port"])).stdout
+        idle = project.run("stop", "--idle", "0", env=scope)
+        assert f"left:    {project.root}: its server does not say how long it has been idle" in idle.stdout, idle.output
+        assert project.server_pid() == pid
+
         # stop: the server and its kernel go, and no runtime file, connection file or
         # state outlives it outside the project's isolated directories.
         stopped = project.run("stop", timeout=120)

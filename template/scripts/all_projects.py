@@ -36,7 +36,13 @@ import time
 
 REGISTRY_SUBDIR = os.path.join("jupyter-template", "projects")
 API_TIMEOUT = 2.0
-SERVER_RE = re.compile(r"jupyter[-_ ](lab|notebook|server)(\s|$)|\s-m\s+(jupyterlab|notebook|jupyter_server)(\s|$)")
+SERVER_RE = re.compile(
+    r"jupyter[-_ ](lab|notebook|server)(\s|$)|\s-m\s+(jupyterlab|notebook|jupyter_server)(\s|$)"
+    # jupyverse: as app.sh launches it (its launcher, then "jupyverse --notebook-dir=..."), or by hand
+    r"|\sjupyverse --notebook-dir=|(^|/)jupyverse(\s|$)"
+)
+# app.sh's servers: its jupyter-server options, or its jupyverse launcher's label.
+APP_SERVER_MARKS = (" --ServerApp.port_retries=0", " jupyverse --notebook-dir=")
 TOOL_RE = re.compile(
     r"jupyter[-_ ](lab|notebook|server) +(build|clean|list|stop|paths|path|workspaces?|extension|labextension|password|kernelspec)(\s|$)"
 )
@@ -404,8 +410,13 @@ def describe_server(table: dict[int, Proc], proc: Proc, runtime_dir: str | None,
         server["port"] = info.get("port") if isinstance(info.get("port"), int) else None
         server["url"] = base + "lab" + (f"?token={token}" if token else "")
         server["url_without_token"] = base + "lab"
-        server["base_url_internal"] = base
-        server["token_internal"] = token
+        if info.get("server") == "jupyverse":
+            # It takes the token only as ?token=, and each such login adds a user to its
+            # database: its kernels' states and last activity are not asked.
+            server["api"] = "not asked (jupyverse)"
+        else:
+            server["base_url_internal"] = base
+            server["token_internal"] = token
     return server
 
 
@@ -455,7 +466,7 @@ def gather() -> dict:
         project["leftover_kernels"] = sorted(leftovers.get(root, []))
         tracked = None
         for proc, runtime_dir in servers_by_root.get(root, []):
-            is_app_server = "--ServerApp.port_retries=0" in proc.args
+            is_app_server = any(mark in proc.args for mark in APP_SERVER_MARKS)
             if proc.pid == pid or (tracked is None and is_app_server and (pid is None or pid not in table)):
                 if tracked is None:
                     tracked = (proc, runtime_dir)
