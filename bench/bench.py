@@ -369,18 +369,8 @@ def main() -> int:
             project.run("start", "--no-open")  # the first start caches bytecode: not measured
             project.run("stop")
         if "start" in only:
-            app_start, bare_starts, app_stop, bare_stops = [], [], [], []
-            for rep in range(options.reps):
-                log(f"start/stop, idle: round {rep + 1} of {options.reps}")
-                # Alternate the order so a warming machine favours neither side.
-                for side in ("app", "bare") if rep % 2 == 0 else ("bare", "app"):
-                    if side == "app":
-                        app_start.append(project.timed("start", "--no-open"))
-                        app_stop.append(project.timed("stop"))
-                    else:
-                        seconds, server = bare_start(project)
-                        bare_starts.append(seconds)
-                        bare_stops.append(bare_stop(server))
+            # The bare server of the project's own venv.
+            app_start, bare_starts, app_stop, bare_stops = side_by_side_start(project, project.root / ".venv", options.reps, log)
             ratio = statistics.median(app_start) / statistics.median(bare_starts)
             overhead = statistics.median(app_start) - statistics.median(bare_starts)
             rows.append(

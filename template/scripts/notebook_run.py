@@ -59,6 +59,14 @@ class Failure(Exception):
     """Ends the program with a message (app.sh: error: ...) and exit code 1."""
 
 
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Waits up to SECONDS for EVENT to be set; whether it was."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
 def say(*parts: object) -> None:
     print(f"{PROG}:", *parts, file=sys.stderr, flush=True)
 
@@ -384,10 +392,7 @@ class Jupyverse(Server):
                 stop = time.monotonic() + 2
                 while running_cells(self, record, room) and time.monotonic() < stop:
                     room.changed.clear()
-                    try:
-                        await asyncio.wait_for(room.changed.wait(), 0.2)
-                    except asyncio.TimeoutError:
-                        pass
+                    await wait_event(room.changed, 0.2)
         finally:
             room.close()
         return where
@@ -494,9 +499,7 @@ class Room:
         deadline = time.monotonic() + timeout
         while not self.cells() and time.monotonic() < deadline:
             self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), max(0.05, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+            if not await wait_event(self.changed, max(0.05, deadline - time.monotonic())):
                 break
         return self.cells()
 
@@ -721,10 +724,7 @@ async def watch(server: Server, record: dict, follow: bool, joined: bool, room: 
             if done:
                 break
             room.changed.clear()
-            try:
-                await asyncio.wait_for(room.changed.wait(), POLL)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(room.changed, POLL)
         # The last outputs reach this copy of the document right after the request ends.
         await settle(server, room, record)
         if printer is not None:
@@ -738,10 +738,7 @@ async def settle(server: Server, room: Room, record: dict, timeout: float = 3) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and running_cells(server, record, room):
         room.changed.clear()
-        try:
-            await asyncio.wait_for(room.changed.wait(), 0.1)
-        except asyncio.TimeoutError:
-            pass
+        await wait_event(room.changed, 0.1)
     await asyncio.sleep(0.1)
 
 
@@ -863,10 +860,7 @@ async def drive(file_id: str) -> int:
                         last_look = time.monotonic()
                         if not await server.kernel_alive(record["kernel_id"]):
                             raise Failure("the kernel is gone (restarted or shut down)")
-                    try:
-                        await asyncio.wait_for(watcher.ended.wait(), 0.5)
-                    except asyncio.TimeoutError:
-                        pass
+                    await wait_event(watcher.ended, 0.5)
             finally:
                 watcher.done()
             failed = document_failure({"cells": [cell]}, room)
