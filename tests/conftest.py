@@ -536,7 +536,10 @@ def assert_reported_and_left_alone(project: Project, server: subprocess.Popen) -
     start warns about it, stop leaves it running."""
     status = project.run("status")
     assert status.returncode == 4, status.output
-    assert f"servers not tracked by the PID file: PID {server.pid}" in status.stdout
+    assert f"servers not tracked by the PID file: PID {server.pid}, not started by this app.sh" in status.stdout
+    assert f"kill {server.pid}" in status.stdout and "clean up with: scripts/app.sh stop" not in status.stdout
+    doctor = project.run("doctor", "--offline")
+    assert f"not started by this app.sh, which leaves them: kill {server.pid}" in doctor.stdout, doctor.stdout
     started = project.run("start", "--no-open")
     assert started.returncode == 0, started.output
     assert f"another Jupyter server runs in this project, not started by app.sh: PID {server.pid}" in started.stderr

@@ -123,7 +123,13 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
         held = stopped.run("status", "--port", str(TEST_PORT_END))
         assert held.returncode == 0, held.output
         assert f"the project {second.root} (PID {second.server_pid()})" in held.stdout
-        assert f"'{second.root}/scripts/app.sh' stop" in held.stdout
+        assert f"{second.root}/scripts/app.sh stop" in held.stdout
+        # The command it gives runs as printed, a space in the path included.
+        held = stopped.run("status", "--port", str(first.server_info()["port"]))
+        [hint] = [line.split("stop it with: ", 1)[1] for line in held.stdout.splitlines() if "stop it with: " in line]
+        assert hint == f"'{first.root}/scripts/app.sh' stop", hint
+        version = subprocess.run(["bash", "-c", hint.removesuffix(" stop") + " --version"], capture_output=True, text=True)
+        assert version.returncode == 0 and "jupyter-template" in version.stdout, version.stderr
         held = stopped.run("status", "--port", str(TEST_PORT_END - 1))
         assert f"not managed by an app.sh (PID {stock.pid}, in {elsewhere})" in held.stdout, held.output
         with listening_socket(TEST_PORT_END - 2):
@@ -149,7 +155,7 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
         view = json.loads(second.run("status", "--all", "--json").stdout)
         entry = {Path(p["root"]): p for p in ours(view["projects"], tmp_path)}[first.root]
         assert entry["state"] == "dead" and entry["leftover_kernels"] == [kernel_pid], entry
-        assert "scripts/app.sh' stop" in second.run("status", "--all").stdout
+        assert f"run: '{first.root}/scripts/app.sh' stop" in second.run("status", "--all").stdout
 
         # stop --all: the dead server's kernel goes through its project's own stop; the
         # server no app.sh manages is left, and said so.
@@ -220,3 +226,19 @@ def test_projects_whose_server_keeps_its_pid_in_run_are_listed_and_stopped_by_th
     after = adopted.run("status", "--all", env=scope)
     assert after.returncode == 3, after.output
     assert not any(line.startswith("running") for line in after.stdout.splitlines()), after.stdout
+
+
+def test_junk_in_one_project_never_blocks_the_machine_view(rendered: Project, tmp_path, monkeypatch):
+    """A FIFO where a project keeps its PID file and log (reading one blocks forever):
+    status --all, --port and stop --idle still answer, for every project."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    logs = rendered.root / ".logs"
+    logs.mkdir(exist_ok=True)
+    assert rendered.run("status").returncode == 3  # registered
+    os.mkfifo(logs / "jupyter.pid")
+    os.mkfifo(logs / "jupyter.log")
+    scope = {"APP_MACHINE_SCOPE": str(rendered.root)}
+    for args in (["status", "--all"], ["status", "--port", str(TEST_PORT_END)], ["stop", "--idle", "1000"]):
+        result = rendered.run(*args, timeout=30, env=scope)
+        assert result.returncode in (0, 3), result.output
+    assert str(rendered.root) in rendered.run("status", "--all", timeout=30, env=scope).stdout

@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -215,15 +217,32 @@ def project_root_above(directory: str | None) -> str | None:
     return None
 
 
+def read_project_file(path: str, limit: int = 65536, tail: bool = False) -> bytes:
+    """At most LIMIT bytes of a regular file of a project (its end when TAIL). Anything
+    else there (a FIFO, a device, a directory) raises OSError instead of blocking or
+    flooding: one project's junk must not stop the view of every project."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path}: not a regular file")
+        if tail and info.st_size > limit:
+            os.lseek(fd, info.st_size - limit, os.SEEK_SET)
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_pid_file(root: str) -> tuple[str | None, int | None]:
     """(the PID file in use, the PID it names): .logs/jupyter.pid, else .run/jupyter.pid."""
     for rel in (".logs/jupyter.pid", ".run/jupyter.pid"):
         path = os.path.join(root, rel)
         try:
-            with open(path) as f:
-                text = f.read().strip()
+            text = read_project_file(path, 64).decode(errors="replace").strip()
         except OSError:
-            continue
+            if not os.path.lexists(path):
+                continue
+            text = ""  # there, but not a PID file: named PID unknown
         return rel, int(text) if text.isdigit() and len(text) <= 10 else None
     return None, None
 
@@ -236,9 +255,7 @@ def idle_stop_time(root: str) -> str | None:
     time of jupyter-server's "No kernels for N seconds; shutting down" near the end of
     .logs/jupyter.log (the log of the last start), as the log gives it (local time)."""
     try:
-        with open(os.path.join(root, ".logs", "jupyter.log"), "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
-            tail = f.read().decode(errors="replace")
+        tail = read_project_file(os.path.join(root, ".logs", "jupyter.log"), 8192, tail=True).decode(errors="replace")
     except OSError:
         return None
     found = IDLE_STOP_RE.findall(tail)
@@ -247,8 +264,7 @@ def idle_stop_time(root: str) -> str | None:
 
 def read_json(path: str) -> dict | None:
     try:
-        with open(path) as f:
-            data = json.load(f)
+        data = json.loads(read_project_file(path, 1 << 20))
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
@@ -556,10 +572,10 @@ def human(view: dict) -> str:
             detail.append(f"PID {entry['pid']}, not managed by an app.sh")
         if entry["state"] == "dead":
             if entry.get("pid_file"):
-                detail.append(f"{entry['pid_file']} names PID {entry['pid'] if entry['pid'] is not None else '?'}, which is gone")
+                detail.append(f"{entry['pid_file']} names PID {entry['pid'] if entry['pid'] is not None else '?'}, which is not its server")
             if entry["leftover_kernels"]:
                 detail.append("kernels left: PID " + " ".join(map(str, entry["leftover_kernels"])))
-            detail.append(f"run: '{entry['root']}/scripts/app.sh' stop")
+            detail.append(f"run: {shlex.quote(entry['root'] + '/scripts/app.sh')} stop")
         rows.append(
             (
                 state,
@@ -621,7 +637,7 @@ def who_holds(port: int) -> int:
             continue
         if entry["managed"] and entry["state"] in ("running", "starting"):
             print(f"port {port}: the Jupyter server of the project {entry['root']} (PID {entry['pid']})")
-            print(f"  stop it with: '{entry['root']}/scripts/app.sh' stop")
+            print(f"  stop it with: {shlex.quote(entry['root'] + '/scripts/app.sh')} stop")
         else:
             where = entry.get("root") or entry.get("notebook_dir") or "?"
             print(f"port {port}: a Jupyter server not managed by an app.sh (PID {entry['pid']}, in {where})")
@@ -666,8 +682,7 @@ def has_stop_command(app: str) -> bool:
     every template version do): a hand-written one that does not might start a server
     instead."""
     try:
-        with open(app, "rb") as f:
-            return b"stop" in f.read(1_000_000)
+        return b"stop" in read_project_file(app, 1_000_000)
     except OSError:
         return False
 
@@ -747,4 +762,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C: app.sh says nothing more either
+        sys.exit(130)

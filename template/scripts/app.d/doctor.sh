@@ -110,7 +110,7 @@ cmd_doctor() {
 	if ((${#ORPHANS[@]} + ${#STRAY_KERNELS[@]} == 0)); then
 		check PASS "no orphan processes (spec 8)" "none"
 	else
-		check FAIL "no orphan processes (spec 8)" "PID ${ORPHANS[*]:-} ${STRAY_KERNELS[*]:-}; run: scripts/app.sh stop (or see status)"
+		check FAIL "no orphan processes (spec 8)" "PID ${ORPHANS[*]:-} ${STRAY_KERNELS[*]:-}; $(orphans_remedy)"
 	fi
 	check PASS "stale runtime files (spec 9)" "none left (removed just now: $STALE_RUNTIME_FILES)"
 	mode=""
@@ -265,4 +265,16 @@ except subprocess.TimeoutExpired:
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     sys.exit(124)' "$@"
+}
+
+# What ends the orphans: app.sh stop for what it started, kill for the servers it did not.
+orphans_remedy() {
+	local -a ours=(${ORPHAN_APP_SERVERS[@]+"${ORPHAN_APP_SERVERS[@]}"} ${STRAY_KERNELS[@]+"${STRAY_KERNELS[@]}"})
+	if ((${#FOREIGN_SERVERS[@]} == 0)); then
+		printf 'run: scripts/app.sh stop'
+	elif ((${#ours[@]} == 0)); then
+		printf 'not started by this app.sh, which leaves them: kill %s' "${FOREIGN_SERVERS[*]}"
+	else
+		printf 'run: scripts/app.sh stop, then for the servers it did not start: kill %s' "${FOREIGN_SERVERS[*]}"
+	fi
 }

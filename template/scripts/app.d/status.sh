@@ -128,9 +128,14 @@ cmd_status() {
 	if ((${#ORPHANS[@]} + ${#STRAY_KERNELS[@]} == 0)); then
 		printf '%-10s %s\n' "orphans:" "none"
 	else
-		((${#ORPHANS[@]} == 0)) || printf '%-10s %s\n' "orphans:" "servers not tracked by the PID file: PID ${ORPHANS[*]}"
+		((${#ORPHAN_APP_SERVERS[@]} == 0)) ||
+			printf '%-10s %s\n' "orphans:" "servers not tracked by the PID file: PID ${ORPHAN_APP_SERVERS[*]}"
 		((${#STRAY_KERNELS[@]} == 0)) || printf '%-10s %s\n' "orphans:" "kernels without their server: PID ${STRAY_KERNELS[*]}"
-		printf '%-10s %s\n' "" "clean up with: scripts/app.sh stop"
+		((${#ORPHAN_APP_SERVERS[@]} + ${#STRAY_KERNELS[@]} == 0)) || printf '%-10s %s\n' "" "clean up with: scripts/app.sh stop"
+		# Never app.sh's to stop: it cannot prove it started them.
+		((${#FOREIGN_SERVERS[@]} == 0)) ||
+			printf '%-10s %s\n' "orphans:" "servers not tracked by the PID file: PID ${FOREIGN_SERVERS[*]}, not started by this app.sh" \
+				"" "(by hand, or by it before the project moved); app.sh stop leaves them: stop them where they run, or: kill ${FOREIGN_SERVERS[*]}"
 	fi
 	return "$STATUS_CODE"
 }
