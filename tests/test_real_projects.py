@@ -215,6 +215,17 @@ def test_a_pin_that_no_longer_resolves_never_costs_the_user_jupyterlab(adopt):
     assert "deps:      installed" in project.run("status").stdout
 
 
+def test_a_pyproject_toml_that_does_not_parse_fails_bootstrap_instead_of_declaring_nothing(adopt):
+    """A merge conflict left in pyproject.toml: its [project] table no longer reads as one."""
+    broken = '[project\nname = "lib"\n<<<<<<< HEAD\ndependencies = ["six"]\n'
+    project, _ = adopt({"pyproject.toml": broken, "analysis.ipynb": notebook("1")}, "broken")
+    bootstrap = project.run("bootstrap", timeout=600)
+    assert bootstrap.returncode == 1, bootstrap.output
+    assert "pyproject.toml is not valid TOML" in bootstrap.stderr and "JupyterLab works without them" in bootstrap.stderr
+    assert (project.root / ".venv/bin/jupyter-lab").exists(), "JupyterLab first, whatever the project's files say"
+    assert "deps:      failed" in project.run("status").stdout
+
+
 def test_doctor_fails_when_notebooks_lie_outside_the_root_or_git_ignores_it(adopt):
     project, _ = adopt(
         {"notebooks/a.ipynb": notebook("1"), ".gitignore": "notebooks/\n"},

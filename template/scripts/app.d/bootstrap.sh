@@ -204,11 +204,38 @@ seed_packages() {
 	return 0
 }
 
+# A pyproject.toml that declares nothing bootstrap reads may be one it cannot read: a
+# merge conflict or a typo in [project] must fail, not pass as "no dependencies". The
+# venv's Python checks it (tomllib, Python 3.11+; older ones are not asked).
+pyproject_parses() {
+	local problem
+	[[ -f $PROJECT_ROOT/pyproject.toml && " ${DEPENDENCY_FILES[*]-} " != *" pyproject.toml "* ]] || return 0
+	problem=$("$VENV_PYTHON" -I -c '
+import sys
+try:
+    import tomllib
+except ImportError:
+    sys.exit(0)
+try:
+    with open(sys.argv[1], "rb") as f:
+        tomllib.load(f)
+except (OSError, ValueError) as error:
+    print(error)
+    sys.exit(1)' "$PROJECT_ROOT/pyproject.toml" 2>&1) && return 0
+	warn "pyproject.toml is not valid TOML ($problem): its dependencies, if it declares any, are not" \
+		"installed; fix it, then run: scripts/app.sh bootstrap"
+	return 1
+}
+
 # Step two: the project's own dependencies and package, resolved together with the
 # Jupyter stack so neither breaks the other. Sets DEPENDENCIES_STATE (ok, failed, none).
 install_project() {
 	DEPENDENCIES_STATE=none
 	report_environment_yml
+	if ! pyproject_parses; then
+		DEPENDENCIES_STATE=failed
+		return 0
+	fi
 	((${#PROJECT_INSTALL_ARGS[@]} > 0)) || return 0
 	if [[ -z $UV ]] && [[ " ${PROJECT_INSTALL_ARGS[*]} " == *" --extra "* || " ${PROJECT_INSTALL_ARGS[*]} " == *"/pyproject.toml "* ]]; then
 		warn "pip cannot install pyproject.toml's dependencies (or extras) without building the project; use APP_INSTALLER=uv"
