@@ -239,3 +239,16 @@ def test_switching_servers_with_copier_update_removes_the_other_servers_packages
             assert project.run("stop").returncode == 0
     finally:
         leave_nothing_behind(project)
+
+
+@pytest.mark.parametrize(
+    "forbidden", ["--set=auth.mode=noauth", "--set auth.mode=noauth", "--set=auth.directory=/tmp/elsewhere", "--disable=auth", "--host=0.0.0.0"]
+)
+def test_the_customisation_home_cannot_undo_jupyverse_guarantees_in_either_option_form(copie, forbidden):
+    project = Project(render(copie, server="jupyverse"))
+    local = project.root / "scripts/app.local.sh"
+    local.write_text(local.read_text() + f"JUPYTER_EXTRA_ARGS+=({forbidden})\n")
+    result = project.run("start", "--no-open")
+    assert result.returncode == 1 and "JUPYTER_EXTRA_ARGS may not set" in result.stderr, result.output
+    assert not project.pid_file.exists() and not (project.root / ".venv").exists()
+
