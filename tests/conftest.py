@@ -583,6 +583,15 @@ def session_project(copie_session, server: str) -> Project:
     return project
 
 
+def module_project(copie_session, name: str, **answers) -> Iterator[Project]:
+    """A project rendered and bootstrapped for one module's tests, checked clean after
+    them: a module-scoped fixture does `yield from module_project(copie_session, ...)`."""
+    project = Project(render(copie_session, project_name=name, **answers))
+    bootstrap(project)
+    yield project
+    leave_nothing_behind(project)
+
+
 @pytest.fixture(scope="session")
 def jupyter_server_session_project(copie_session) -> Project:
     return session_project(copie_session, "jupyter-server")

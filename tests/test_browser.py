@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, bootstrap, leave_nothing_behind, render
+from conftest import Project, leave_nothing_behind, module_project
 from test_lifecycle import wait_for
 from test_server_side_execution import sse, sse_project, stream_lines  # noqa: F401  (fixtures)
 
@@ -47,10 +47,7 @@ def browser():
 @pytest.fixture(scope="module")
 def jupyverse_sse(copie_session) -> Project:
     """A project with server=jupyverse, bootstrapped once for the module."""
-    project = Project(render(copie_session, project_name="sse-proj", server="jupyverse"))
-    bootstrap(project)
-    yield project
-    leave_nothing_behind(project)
+    yield from module_project(copie_session, "sse-proj", server="jupyverse")
 
 
 @pytest.fixture(params=["jupyter-server", "jupyverse"])

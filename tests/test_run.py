@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, bootstrap, pid_alive, process_table, render
+from conftest import Project, module_project, pid_alive, process_table
 from test_lifecycle import wait_for
 from test_server_side_execution import room_open
 
@@ -35,23 +35,13 @@ LOOP = f"import time\nfor i in range({STEPS}):\n    print(i, flush=True)\n    ti
 @pytest.fixture(scope="module")
 def sse(copie_session):
     """A project with server-side execution, its server running for the module's tests."""
-    from conftest import leave_nothing_behind
-
-    project = Project(render(copie_session, project_name="run-proj", server_side_execution=True))
-    bootstrap(project)
-    yield project
-    leave_nothing_behind(project)
+    yield from module_project(copie_session, "run-proj", server_side_execution=True)
 
 
 @pytest.fixture(scope="module")
 def jupyverse_run(copie_session):
     """The same project with server=jupyverse (cells always run on the server there)."""
-    from conftest import leave_nothing_behind
-
-    project = Project(render(copie_session, project_name="run-proj", server="jupyverse"))
-    bootstrap(project)
-    yield project
-    leave_nothing_behind(project)
+    yield from module_project(copie_session, "run-proj", server="jupyverse")
 
 
 @pytest.fixture(params=["jupyter-server", "jupyverse"])
