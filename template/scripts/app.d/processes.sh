@@ -97,14 +97,17 @@ args_of() {
 # A Jupyter server serving this project's notebook directory. app.sh's own servers
 # also carry --ServerApp.port_retries=0; anything else was started by hand.
 is_project_server() {
-	[[ $1 == *jupyter* || $1 == *" jupyverse --notebook-dir="* ]] || return 1
+	[[ $1 == *jupyter* ]] || is_app_jupyverse "$1" || return 1
 	[[ $1 == *" --notebook-dir=$NOTEBOOK_DIR" || $1 == *" --notebook-dir=$NOTEBOOK_DIR "* ]]
 }
 
-# app.sh's jupyverse: JUPYVERSE_LAUNCHER with the label "jupyverse" and --notebook-dir.
 is_app_server() {
-	is_project_server "$1" && [[ $1 == *" --ServerApp.port_retries=0"* || $1 == *" jupyverse --notebook-dir="* ]]
+	is_project_server "$1" && { [[ $1 == *" --ServerApp.port_retries=0"* ]] || is_app_jupyverse "$1"; }
 }
+
+# app.sh's jupyverse: JUPYVERSE_LAUNCHER, whose arguments name it "jupyverse" before
+# its --notebook-dir (the command line is the venv's python -c ...).
+is_app_jupyverse() { [[ $1 == *" jupyverse --notebook-dir="* ]]; }
 
 # A kernel whose connection file is in this project's runtime directory: started by a
 # server of this project, or by any Jupyter tool run with the project's variables
@@ -133,7 +136,8 @@ readonly JUPYTER_TOOL_RE='jupyter[-_ ](lab|notebook|server) +(build|clean|list|s
 
 is_jupyter_server() {
 	[[ $1 != *ipykernel* && ! $1 =~ $JUPYTER_TOOL_RE ]] || return 1
-	[[ $1 =~ $JUPYTER_SERVER_RE || $1 == *" -m jupyterlab"* || $1 == *"/bin/jupyverse" || $1 == *"/bin/jupyverse "* ]]
+	[[ $1 =~ $JUPYTER_SERVER_RE || $1 == *" -m jupyterlab"* || $1 == *"/bin/jupyverse" || $1 == *"/bin/jupyverse "* ]] ||
+		is_app_jupyverse "$1"
 }
 
 # A Jupyter server started by hand for this project: with the project's own venv, or
@@ -266,7 +270,7 @@ cleanup_stale_runtime() {
 		[[ -e $file ]] || continue
 		pid=${file##*/jpserver-}
 		pid=${pid%.json}
-		if args=$(args_of "$pid") && [[ $args == *jupyter* || $args == *" jupyverse --notebook-dir="* ]]; then
+		if args=$(args_of "$pid") && { [[ $args == *jupyter* ]] || is_app_jupyverse "$args"; }; then
 			any_server=1
 		else
 			rm -f "$file" "${file%.json}-open.html"

@@ -128,7 +128,7 @@ describe_port_holders() {
 	local first=$1 last=$2 i args port dir pid="" line seen=" "
 	for ((i = 0; i < ${#PS_PIDS[@]}; i++)); do
 		args=${PS_ARGS[i]}
-		{ is_jupyter_server "$args" || [[ $args == *" jupyverse --notebook-dir="* ]]; } && [[ $args == *" --port="* ]] || continue
+		is_jupyter_server "$args" && [[ $args == *" --port="* ]] || continue
 		port=${args##*" --port="} port=${port%% *}
 		[[ $port =~ ^[0-9]+$ ]] || continue
 		((port >= first && port <= last)) || continue
