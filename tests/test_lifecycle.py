@@ -449,11 +449,17 @@ client = BlockingKernelClient()
 client.load_connection_file(sys.argv[1])
 client.start_channels()
 client.wait_for_ready(timeout=30)
-client.execute(
+msg_id = client.execute(
     "import os, re, time\\n"
     f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\\n"
     f"os.remove({str(go)!r}); re.match(r'(a+)+$', 'a' * 64 + 'b')"
 )
+# The kernel publishes "busy" from its IOPub thread, which cannot run once the cell holds
+# the GIL: wait until the message is out (every subscriber, the server too, got it).
+while True:
+    msg = client.get_iopub_msg(timeout=30)
+    if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+        break
 go.touch()
 deadline = time.monotonic() + 30
 while go.exists():

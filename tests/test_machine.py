@@ -24,8 +24,6 @@ from test_lifecycle import hang_kernel, listening_socket, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.shells]  # bash and bash 3.2
 
 
-
-
 def last_activity(project: Project) -> str:
     """The server's last activity, asked without counting as activity."""
     info = project.server_info()
@@ -34,6 +32,16 @@ def last_activity(project: Project) -> str:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["last_activity"]
+
+
+def busy_kernels(project: Project) -> int:
+    """How many kernels the server itself counts busy (asked without counting as activity)."""
+    info = project.server_info()
+    request = urllib.request.Request(
+        f"{info['url'].rstrip('/')}/api/kernels?no_track_activity=1", headers={"Authorization": f"token {info['token']}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return sum(1 for k in json.loads(response.read()) if k["execution_state"] == "busy")
 
 
 def ours(entries: list[dict], *dirs: Path) -> list[dict]:
@@ -57,6 +65,7 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
     second.start("--port", str(TEST_PORT_END))
     _, kernel_pid = first.start_kernel()
     hang_kernel(first, kernel_pid)  # busy, and it will outlive a killed server
+    wait_for(lambda: busy_kernels(first) == 1)  # the server hears of it over IOPub, a moment later
     shutil.rmtree(gone.root)
     # A project that never registered (an older app.sh, a hand-written script): found by
     # the process scan.
