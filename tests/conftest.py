@@ -105,11 +105,12 @@ BASH32_TESTS = {
         "test_the_pid_file_log_and_runtime_files_are_private",
     },
     "test_existing_projects": {
-        "test_a_broken_local_config_is_a_clear_error",
+        "test_a_broken_local_config_is_a_clear_error_that_only_start_refuses",
         "test_bootstrap_reads_dependencies_from_pyproject_toml",
     },
     "test_promises": {
         "test_numeric_settings_are_checked_before_anything_runs",
+        "test_a_typo_in_the_settings_never_keeps_a_running_server_from_stopping",
         "test_app_local_sh_sets_the_start_timeout",
         "test_app_sh_through_a_relative_symlink_called_without_a_slash",
         "test_status_json_is_json_in_every_state_and_agrees_with_status",

@@ -331,11 +331,15 @@ def test_the_customisation_home_reaches_the_server_but_not_its_guarantees(make_p
         assert not project.pid_file.exists()
 
 
-def test_a_broken_local_config_is_a_clear_error(rendered):
+def test_a_broken_local_config_is_a_clear_error_that_only_start_refuses(rendered):
     (rendered.root / "scripts/app.local.sh").write_text("false\n")
-    result = rendered.run("status")
+    result = rendered.run("start", "--no-open")
     assert result.returncode == 1
-    assert "scripts/app.local.sh failed" in result.stderr
+    assert "error: scripts/app.local.sh failed (status 1)" in result.stderr
+    assert not (rendered.root / ".logs/jupyter.pid").exists()
+    result = rendered.run("status")  # looking (and stopping) still works
+    assert result.returncode == 3
+    assert "warning: scripts/app.local.sh failed (status 1)" in result.stderr
 
 
 def test_the_v1_migration_moves_a_running_servers_pid_file(releases, tmp_path):

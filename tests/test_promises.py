@@ -403,16 +403,17 @@ def test_app_local_sh_sets_the_start_timeout(project: Project):
 def test_numeric_settings_are_checked_before_anything_runs(project: Project, tmp_path):
     pwned = tmp_path / "pwned"
     injection = f"PPID[$(touch {pwned})0]"
+    # start refuses a wrong value (exit 2); status and stop warn and go on with the default.
     cases = [
-        ("APP_START_TIMEOUT", "1.5", ["start", "--no-open"]),
-        ("APP_STOP_TIMEOUT", "10s", ["stop"]),
-        ("APP_LOCK_TIMEOUT", injection, ["status"]),
-        ("APP_LOCK_TIMEOUT", injection, ["stop"]),
-        ("APP_START_TIMEOUT", injection, ["start", "--no-open"]),
-        ("APP_IDLE_TIMEOUT", "2h", ["start", "--no-open"]),
-        ("APP_IDLE_TIMEOUT", injection, ["status"]),
+        ("APP_START_TIMEOUT", "1.5", ["start", "--no-open"], 2),
+        ("APP_STOP_TIMEOUT", "10s", ["stop"], 0),
+        ("APP_LOCK_TIMEOUT", injection, ["status"], 3),
+        ("APP_LOCK_TIMEOUT", injection, ["stop"], 0),
+        ("APP_START_TIMEOUT", injection, ["start", "--no-open"], 2),
+        ("APP_IDLE_TIMEOUT", "2h", ["start", "--no-open"], 2),
+        ("APP_IDLE_TIMEOUT", injection, ["status"], 3),
     ]
-    for name, value, args in cases:
+    for name, value, args, code in cases:
         for where in ("environment", "app.local.sh"):
             if where == "environment":
                 result, _ = app(project, *args, env={name: value})
@@ -420,10 +421,37 @@ def test_numeric_settings_are_checked_before_anything_runs(project: Project, tmp
                 with local_settings(project, f"{name}='{value}'"):
                     result, _ = app(project, *args)
             case = f"{name}={value!r} from the {where}, {' '.join(args)}"
-            assert result.returncode == 2, (case, result.output)
+            assert result.returncode == code, (case, result.output)
             assert name in result.stderr, case
+            if code != 2:
+                assert "warning" in result.stderr and "start refuses it" in result.stderr, case
             assert not pwned.exists(), f"{case}: ran the command in the value"
             assert not project.pid_file.exists() and not app_servers(project), f"{case}: a server was started"
+
+
+@slow
+def test_a_typo_in_the_settings_never_keeps_a_running_server_from_stopping(project: Project):
+    project.start()
+    server = project.server_pid()
+    with local_settings(project, "APP_STOP_TIMEOUT=10s\nJUPYTER_EXTRA_ARGS+=(--port=9999)"):
+        status, _ = app(project, "status")
+        assert status.returncode == 0 and "server:    running" in status.stdout, status.output
+        assert "APP_STOP_TIMEOUT" in status.stderr and "JUPYTER_EXTRA_ARGS may not set --port" in status.stderr
+        doctor, _ = app(project, "doctor", "--offline")
+        assert doctor.returncode == 1
+        settings = [line for line in doctor.stdout.splitlines() if "settings" in line]
+        assert len(settings) == 2 and all(line.startswith("FAIL") for line in settings), doctor.stdout
+        refused, _ = app(project, "restart", "--no-open")  # every problem named at once
+        assert refused.returncode == 1, refused.output
+        assert "APP_STOP_TIMEOUT" in refused.stderr and "may not set --port" in refused.stderr
+        assert project.server_pid() == server, "restart refused before stopping anything"
+        stop, _ = app(project, "stop")
+        assert stop.returncode == 0, stop.output
+        assert not pid_alive(server) and not project.pid_file.exists()
+        start, _ = app(project, "start", "--no-open")
+        assert start.returncode == 1 and not project.pid_file.exists(), start.output
+    doctor, _ = app(project, "doctor", "--offline")
+    assert "PASS  settings" in doctor.stdout
 
 
 # --- 9: a stale lock whose PID was reused ----------------------------------------------------

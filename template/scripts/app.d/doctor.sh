@@ -46,6 +46,14 @@ cmd_doctor() {
 	else
 		check FAIL "isolated Jupyter directories (spec 1)" "missing:$missing; run: scripts/app.sh bootstrap"
 	fi
+	if [[ -z $SETTING_PROBLEMS ]]; then
+		check PASS "settings" "the environment's APP_* and $(rel "$LOCAL_CONFIG") are valid"
+	else
+		local problem
+		while IFS= read -r problem; do
+			[[ -z $problem ]] || check FAIL "settings" "$problem"
+		done <<<"$SETTING_PROBLEMS"
+	fi
 	missing=$(unignored_entries)
 	if [[ -z $missing ]]; then
 		check PASS "git-ignored state (spec 10)" "every isolation, process and venv directory is ignored"
