@@ -3,6 +3,9 @@ exit codes, and bad input, which must fail clearly and change nothing. Fast."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from conftest import TEST_PORT_END, TEST_PORT_START, Project
@@ -16,6 +19,30 @@ def test_help_lists_every_command_and_the_exit_codes(rendered: Project):
             assert command in result.stdout, command
         assert "Exit codes:" in result.stdout
         assert f"{TEST_PORT_START}-{TEST_PORT_END}" in result.stdout, "help names the project's port range"
+
+
+def settings_the_scripts_read(root: Path) -> set[str]:
+    """The APP_* settings app.sh and its parts read ("${APP_X", seconds_setting VAR APP_X)."""
+    text = "\n".join(p.read_text() for p in [root / "scripts/app.sh", *sorted((root / "scripts/app.d").glob("*.sh"))])
+    return set(re.findall(r"\$\{(APP_[A-Z_]+)", text)) | set(re.findall(r"seconds_setting \w+ (APP_[A-Z_]+)", text))
+
+
+def test_help_readme_and_app_local_sh_name_every_setting_and_command_the_parser_knows(rendered: Project):
+    help_text = rendered.run("help").stdout
+    settings = settings_the_scripts_read(rendered.root)
+    assert {"APP_STOP_TIMEOUT", "APP_IDLE_TIMEOUT", "APP_EXTRAS", "APP_PYTHON"} <= settings, settings
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    local = (rendered.root / "scripts/app.local.sh").read_text()
+    for name in sorted(settings):
+        assert re.search(rf"^  {name}\b", help_text, re.M), f"help does not explain {name}"
+        assert f"| `{name}` |" in readme, f"README's settings table lacks {name}"
+        assert f"# {name}=" in local, f"scripts/app.local.sh does not show {name}"
+    script = (rendered.root / "scripts/app.sh").read_text()
+    accepted = re.search(r"^\t(bootstrap \| start \|[^)]*)\) ;;$", script, re.M)
+    assert accepted, "main's list of commands"
+    commands = {c.strip() for c in accepted.group(1).split("|")}
+    listed = set(re.findall(r"^  ([a-z]+)\b", help_text.split("Commands:")[1].split("Exit codes:")[0], re.M))
+    assert listed - {"help"} == commands, (listed, commands)
 
 
 def test_version_names_the_spec(rendered: Project):
