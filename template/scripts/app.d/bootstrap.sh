@@ -319,15 +319,14 @@ remove_server_side_execution_if_off() {
 # Sets SERVER_SWITCHED=1 when the other server was installed.
 remove_other_server_packages() {
 	local -a other
-	local marker unused
+	local unused
 	SERVER_SWITCHED=0
 	if [[ $SERVER == jupyverse ]]; then
-		other=("${JUPYTER_REQUIREMENTS[@]}" "${SERVER_SIDE_EXECUTION_REQUIREMENTS[@]}") marker=jupyter_server
+		other=("${JUPYTER_REQUIREMENTS[@]}" "${SERVER_SIDE_EXECUTION_REQUIREMENTS[@]}")
 	else
-		other=("${JUPYVERSE_REQUIREMENTS[@]}") marker=jupyverse
+		other=("${JUPYVERSE_REQUIREMENTS[@]}")
 	fi
-	set -- "$VENV_DIR"/lib/python*/site-packages/"$marker"-*.dist-info
-	[[ -e $1 ]] || return 0
+	venv_has_other_server || return 0
 	SERVER_SWITCHED=1
 	unused=$(packages_only_needed_by "${REQUIREMENTS[@]}" -- "${other[@]}") || return 0
 	[[ -n $unused ]] || return 0
@@ -335,6 +334,17 @@ remove_other_server_packages() {
 	# shellcheck disable=SC2086 # names, one a word
 	pip_uninstall $unused
 }
+
+# The venv holds the server this project had before a copier update switched it.
+venv_has_other_server() {
+	local marker=jupyverse
+	[[ $SERVER != jupyverse ]] || marker=jupyter_server
+	set -- "$VENV_DIR"/lib/python*/site-packages/"$marker"-*.dist-info
+	[[ -e $1 ]]
+}
+
+# The server this project does not use: jupyter-server or jupyverse.
+other_server() { if [[ $SERVER == jupyverse ]]; then printf jupyter-server; else printf jupyverse; fi; }
 
 # Prints the installed distributions that only the requirements after -- need (with
 # their dependencies, as installed), none that the requirements before -- or any other
@@ -459,7 +469,7 @@ run_bootstrap() {
 	printf '%s\n%s\n%s\n' "$fingerprint" "root=$PROJECT_ROOT" "dependencies=$DEPENDENCIES_STATE" 2>/dev/null >"$BOOTSTRAP_STAMP" ||
 		die "cannot write $(rel "$BOOTSTRAP_STAMP"); is the disk full?"
 	warn_user_kernel_collision
-	report_kernels_with_old_packages
+	report_what_still_runs_the_old_venv
 	if [[ $DEPENDENCIES_STATE == failed ]]; then
 		warn "the project's dependencies failed to install (the installer said why, above);" \
 			"JupyterLab works without them. Fix ${DEPENDENCY_FILES[*]-them}, then run: scripts/app.sh bootstrap"
@@ -529,14 +539,19 @@ hint_missing_imports() {
 		"add them to requirements.txt (or pyproject.toml), then run: scripts/app.sh bootstrap"
 }
 
-# After a bootstrap, kernels of a running server still run with the packages they
-# started with: say so, and how to give them the new ones.
-report_kernels_with_old_packages() {
+# After a bootstrap, a running server and its kernels still run with the packages they
+# started with (and the server it was, after a switch): say so, and how to renew them.
+report_what_still_runs_the_old_venv() {
 	local i count=0
 	# No PID file, no server of ours: no process table to read.
 	[[ -f $PID_FILE || -f $LEGACY_PID_FILE ]] || return 0
 	scan_project
 	[[ -n $TRACKED_PID ]] || return 0
+	find_running_old_server
+	if [[ -n $RUNNING_OLD_SERVER ]]; then
+		warn "the running server (PID $TRACKED_PID) is still $RUNNING_OLD_SERVER; switch it to $SERVER with: scripts/app.sh restart"
+		return 0
+	fi
 	for ((i = 0; i < ${#PS_PIDS[@]}; i++)); do
 		[[ ${PS_PPIDS[i]} == "$TRACKED_PID" ]] && is_project_kernel "${PS_ARGS[i]}" && count=$((count + 1))
 	done

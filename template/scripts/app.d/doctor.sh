@@ -70,6 +70,8 @@ cmd_doctor() {
 	fi
 	if [[ $STATUS_VENV == ok ]] && bootstrap_is_current; then
 		check PASS "venv bootstrapped" "$(rel "$VENV_DIR"), Python $PYTHON_VERSION, dependencies current"
+	elif [[ $STATUS_VENV == switched ]]; then
+		check FAIL "venv bootstrapped" "made for $(other_server), and the server is now $SERVER; run: scripts/app.sh restart (or bootstrap)"
 	elif [[ $STATUS_VENV != ok ]]; then
 		check FAIL "venv bootstrapped" "the venv is $STATUS_VENV; run: scripts/app.sh bootstrap"
 	elif project_moved; then
@@ -108,6 +110,10 @@ cmd_doctor() {
 		check WARN "free port from a range (spec 5)" "the server runs on $SERVER_PORT, outside $PORT_RANGE_START-$PORT_RANGE_END (chosen with --port)"
 	else
 		check PASS "free port from a range (spec 5)" "$PORT_RANGE_START-$PORT_RANGE_END, never a fixed 8888"
+	fi
+	if [[ -n $RUNNING_OLD_SERVER ]]; then
+		check FAIL "server of this project" "the running server (PID $TRACKED_PID) is $RUNNING_OLD_SERVER, and the project's is now $SERVER;" \
+			"run: scripts/app.sh restart"
 	fi
 	if [[ $SERVER_STATE == dead ]]; then
 		check FAIL "server tracked by its PID file (spec 6)" "$(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which is gone; run: scripts/app.sh stop"

@@ -109,6 +109,17 @@ is_app_server() {
 # its --notebook-dir (the command line is the venv's python -c ...).
 is_app_jupyverse() { [[ $1 == *" jupyverse --notebook-dir="* ]]; }
 
+# Sets RUNNING_OLD_SERVER to the server the tracked server is (jupyter-server or
+# jupyverse) when that is not SERVER any more (a copier update switched it while it
+# ran), else to nothing.
+find_running_old_server() {
+	local args kind=jupyter-server
+	RUNNING_OLD_SERVER=""
+	[[ -n $TRACKED_PID ]] && args=$(args_of "$TRACKED_PID") || return 0
+	is_app_jupyverse "$args" && kind=jupyverse
+	[[ $kind == "$SERVER" ]] || RUNNING_OLD_SERVER=$kind
+}
+
 # A kernel whose connection file is in this project's runtime directory: started by a
 # server of this project, or by any Jupyter tool run with the project's variables
 # (jupyter kernel, console, nbconvert, papermill, nbclient).

@@ -61,6 +61,10 @@ cmd_run() {
 			die "the server did not start; see: scripts/app.sh logs"
 		fi
 	fi
+	find_running_old_server
+	[[ -z $RUNNING_OLD_SERVER ]] ||
+		die "the running server (PID $TRACKED_PID) is still $RUNNING_OLD_SERVER, and the project's is now $SERVER;" \
+			"switch it with: scripts/app.sh restart"
 	[[ $SERVER == jupyverse ]] ||
 		grep -q 'jupyter_server_nbmodel | extension was successfully loaded' "$LOG_FILE" 2>/dev/null ||
 		die "the running server has no server-side execution (jupyter_server_nbmodel is not loaded); run:" \

@@ -331,15 +331,27 @@ run_start() {
 	return 0
 }
 
-# A venv to start from: bootstraps when there is none, or when the project moved since
-# the last bootstrap (the kernel and the venv's scripts name the old place).
+# The venv lacks Python or the server, and not because a copier update switched the
+# server (then a bootstrap installs the new one).
+venv_is_broken() {
+	[[ -d $VENV_DIR ]] || return 1
+	[[ ! -x $VENV_PYTHON ]] && return 0
+	[[ ! -x $JUPYTER_LAB ]] && ! venv_has_other_server
+}
+
+# A venv to start from: bootstraps when there is none, when the server was switched, or
+# when the project moved since the last bootstrap (the kernel and the venv's scripts
+# name the old place).
 ensure_venv() {
 	dependency_files
 	if [[ ! -d $VENV_DIR ]]; then
 		say "no venv yet: bootstrapping first"
 		run_bootstrap 0
-	elif [[ ! -x $JUPYTER_LAB || ! -x $VENV_PYTHON ]]; then
+	elif venv_is_broken; then
 		die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing); repair it with: scripts/app.sh bootstrap"
+	elif [[ ! -x $JUPYTER_LAB ]]; then
+		say "the server is now $SERVER (copier update): bootstrapping first"
+		run_bootstrap 0
 	elif project_moved; then
 		say "the project moved from $STAMPED_ROOT since the last bootstrap: bootstrapping again"
 		run_bootstrap 0
@@ -374,6 +386,9 @@ adopt_untracked_server() {
 report_already_running() {
 	read_server_info "$TRACKED_PID" || die "the server (PID $TRACKED_PID) runs but has no runtime file; run: scripts/app.sh restart"
 	say "already running (PID $TRACKED_PID, port $SERVER_PORT)"
+	find_running_old_server
+	[[ -z $RUNNING_OLD_SERVER ]] ||
+		warn "it is still $RUNNING_OLD_SERVER, and the project's server is now $SERVER; switch it with: scripts/app.sh restart"
 	if [[ -n $START_PORT ]] && ((START_PORT != SERVER_PORT)); then
 		warn "it runs on port $SERVER_PORT, not $START_PORT; use 'scripts/app.sh restart --port $START_PORT' to move it"
 	fi

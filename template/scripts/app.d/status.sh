@@ -3,16 +3,19 @@
 # Part of scripts/app.sh, which sources it and declares the shared state it uses
 # (see its shared state block); it only defines functions and constants.
 
-# Gathers what status and doctor report: STATUS_VENV (ok, missing, broken),
-# PYTHON_VERSION, KERNEL_REGISTERED, the processes (TRACKED_PID, STALE_PID,
-# ORPHANS, STRAY_KERNELS), SERVER_* and STATUS_CODE. Cleans stale runtime files.
+# Gathers what status and doctor report: STATUS_VENV (ok, missing, broken, switched:
+# made for the other server), PYTHON_VERSION, KERNEL_REGISTERED, the processes
+# (TRACKED_PID, STALE_PID, ORPHANS, STRAY_KERNELS, RUNNING_OLD_SERVER), SERVER_* and
+# STATUS_CODE. Cleans stale runtime files.
 gather_status() {
 	local line
 	PYTHON_VERSION="" KERNEL_REGISTERED=false STATUS_CODE=$EXIT_NOT_RUNNING
 	if [[ ! -d $VENV_DIR ]]; then
 		STATUS_VENV=missing
-	elif [[ ! -x $VENV_PYTHON || ! -x $JUPYTER_LAB ]]; then
+	elif venv_is_broken; then
 		STATUS_VENV=broken
+	elif [[ ! -x $JUPYTER_LAB ]]; then
+		STATUS_VENV=switched # made for the other server
 	else
 		STATUS_VENV=ok
 		while IFS= read -r line; do
@@ -25,6 +28,7 @@ gather_status() {
 	cleanup_stale_runtime
 	ORPHANS=(${ORPHAN_APP_SERVERS[@]+"${ORPHAN_APP_SERVERS[@]}"} ${FOREIGN_SERVERS[@]+"${FOREIGN_SERVERS[@]}"})
 	SERVER_STATE="not running" SERVER_PORT="" SERVER_URL="" SERVER_TOKEN="" IDLE_STOPPED_AT=""
+	find_running_old_server
 	if [[ -n $TRACKED_PID ]]; then
 		SERVER_STATE=starting
 		read_server_info "$TRACKED_PID" && SERVER_STATE=running
@@ -104,6 +108,7 @@ cmd_status() {
 	case $STATUS_VENV in
 	missing) printf '%-10s %s\n' "venv:" "missing; run: scripts/app.sh bootstrap" ;;
 	broken) printf '%-10s %s\n' "venv:" "broken (Python or JupyterLab missing); run: scripts/app.sh bootstrap" ;;
+	switched) printf '%-10s %s\n' "venv:" "made for $(other_server); the server is now $SERVER: run scripts/app.sh restart (or bootstrap)" ;;
 	ok) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR") (Python ${PYTHON_VERSION:-?})" ;;
 	esac
 	if [[ $KERNEL_REGISTERED == true ]]; then
@@ -118,7 +123,8 @@ cmd_status() {
 	esac
 	printf '%-10s %s\n' "notebooks:" "$(rel_dir "$NOTEBOOK_DIR") (JupyterLab's root)"
 	case $SERVER_STATE in
-	running) printf '%-10s %s\n' "server:" "running (PID $TRACKED_PID)" "port:" "$SERVER_PORT" "url:" "$(lab_url)" ;;
+	running) printf '%-10s %s\n' "server:" "running (PID $TRACKED_PID)${RUNNING_OLD_SERVER:+, still $RUNNING_OLD_SERVER: switch it to $SERVER with scripts/app.sh restart}" \
+		"port:" "$SERVER_PORT" "url:" "$(lab_url)" ;;
 	starting) printf '%-10s %s\n' "server:" "starting (PID $TRACKED_PID)" ;;
 	dead) printf '%-10s %s\n' "server:" "dead: $(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which is not this project's server; run: scripts/app.sh stop" ;;
 	*) printf '%-10s %s\n' "server:" "not running${IDLE_STOPPED_AT:+ (it stopped itself at $IDLE_STOPPED_AT, idle: APP_IDLE_TIMEOUT)}" ;;
@@ -185,6 +191,9 @@ status_json() {
 	[[ -z $IDLE_STOPPED_AT ]] || idle=$(json_string "$IDLE_STOPPED_AT")
 	printf '"notebook_dir": %s, "dependencies": %s, "idle_stopped_at": %s, ' "$(json_string "$(rel_dir "$NOTEBOOK_DIR")")" \
 		"$(json_string "${STAMPED_DEPENDENCIES:-unknown}")" "$idle"
+	local old=null
+	[[ -z $RUNNING_OLD_SERVER ]] || old=$(json_string "$RUNNING_OLD_SERVER")
+	printf '"server_app": %s, "running_old_server": %s, ' "$(json_string "$SERVER")" "$old"
 	printf '"server_side_execution": %s, "runs": %s, "orphan_servers": %s, "stray_kernels": %s, "exit_code": %s}\n' \
 		"$server_side" "$(notebook_runs --json)" "$(json_numbers ${ORPHANS[@]+"${ORPHANS[@]}"})" \
 		"$(json_numbers ${STRAY_KERNELS[@]+"${STRAY_KERNELS[@]}"})" "$STATUS_CODE"

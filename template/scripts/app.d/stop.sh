@@ -67,6 +67,9 @@ cmd_stop() {
 cmd_restart() {
 	# Bad options must not stop the server: parse them all first.
 	parse_start_options restart "$@"
+	! venv_is_broken ||
+		die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing), so the server keeps running;" \
+			"repair it with: scripts/app.sh bootstrap, then: scripts/app.sh restart"
 	acquire_lock
 	# The port it had, so open tabs and bookmarks reconnect (unless --port says otherwise).
 	scan_project
