@@ -350,6 +350,9 @@ ensure_venv() {
 	elif venv_is_broken; then
 		die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing); repair it with: scripts/app.sh bootstrap"
 	elif [[ ! -x $JUPYTER_LAB ]]; then
+		# Never from under the old server, still running: start reports it, restart stops it first.
+		scan_project
+		[[ -z $TRACKED_PID ]] || return 0
 		say "the server is now $SERVER (copier update): bootstrapping first"
 		run_bootstrap 0
 	elif project_moved; then
