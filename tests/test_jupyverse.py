@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from conftest import TEST_PORT_END, TEST_PORT_START, Project, bootstrap, process_table, render
+from conftest import TEST_PORT_END, TEST_PORT_START, Project, bootstrap, pid_alive, process_table, render
 
 pytestmark = pytest.mark.slow
 
@@ -211,6 +211,7 @@ def test_switching_servers_with_copier_update_removes_the_other_servers_packages
     run_copy(str(template_repo), str(root), data={"project_name": "switch", **TEST_PORTS}, defaults=True, unsafe=True, quiet=True)
     project = Project(root)
     (root / "requirements.txt").write_text("iniconfig==2.1.0\n")  # the project's own: it stays
+    (root / "notebooks/empty.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     git(root, "init", "-q")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "rendered")
@@ -219,11 +220,34 @@ def test_switching_servers_with_copier_update_removes_the_other_servers_packages
     assert {"jupyter-server", "jupyterlab", "iniconfig"} <= with_jupyter_server
     try:
         for server in ("jupyverse", "jupyter-server"):
+            if server == "jupyverse":  # switched while JupyterLab runs
+                project.start()
+                old_pid = project.server_pid()
             run_update(str(root), data={"server": server}, defaults=True, overwrite=True, unsafe=True, quiet=True)
             git(root, "add", "-A")
             git(root, "commit", "-qm", f"server={server}")
-            result = project.run("bootstrap", timeout=600)
-            assert result.returncode == 0, result.output
+            if server == "jupyverse":
+                status = project.run("status")
+                assert status.returncode == 0, status.output
+                assert "venv:      made for jupyter-server; the server is now jupyverse" in status.stdout
+                assert f"running (PID {old_pid}), still jupyter-server: switch it to jupyverse with scripts/app.sh restart" in status.stdout
+                assert json.loads(project.run("status", "--json").stdout)["running_old_server"] == "jupyter-server"
+                doctor = project.run("doctor", "--offline")
+                assert "FAIL  server of this project" in doctor.stdout, doctor.stdout
+                start = project.run("start", "--no-open")  # leaves the running server and its venv alone
+                assert start.returncode == 0 and "it is still jupyter-server" in start.stderr, start.output
+                assert (root / ".venv/bin/jupyter-lab").exists() and project.server_pid() == old_pid
+                run = project.run("run", "notebooks/empty.ipynb")
+                assert run.returncode == 1 and "still jupyter-server" in run.stderr, run.output
+                result = project.run("restart", "--no-open", timeout=600)  # stops it, bootstraps, starts jupyverse
+                assert result.returncode == 0, result.output
+                assert not pid_alive(old_pid)
+                status = project.run("status")
+                assert "still" not in status.stdout and "venv:      .venv" in status.stdout, status.output
+                assert project.run("stop").returncode == 0
+            else:
+                result = project.run("bootstrap", timeout=600)
+                assert result.returncode == 0, result.output
             assert f"the server is now {server}: removing" in result.stderr
             assert "damaged" not in result.stderr
             now = installed(project)
