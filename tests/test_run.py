@@ -223,10 +223,13 @@ def test_wait_exits_1_at_the_first_failing_cell_and_0_when_all_succeed(handoff: 
         room.wait_until_it_shows("before", timeout=10)
         assert not room.shows("never\\n"), "a cell after the failure ran"
 
-    write_notebook(handoff, "fine.ipynb", "y = 6 * 7", "print(y)")
+    path = write_notebook(handoff, "fine.ipynb", "y = 6 * 7", "print(y)")
     fine = handoff.run("run", "--wait", "fine.ipynb", timeout=120)
     assert fine.returncode == 0, fine.output
     assert "all 2 cell(s) ran" in fine.stderr
+    # --wait returns once the file is saved: the next tool (nbconvert, git) reads the outputs.
+    assert saved_lines(path, cell=2) == ["42"], "run --wait returned before the notebook was saved"
+    assert "not saved yet" not in fine.stderr
 
 
 def test_follow_prints_the_outputs_in_order_and_ctrl_c_detaches(sse: Project):

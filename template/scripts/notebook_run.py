@@ -729,7 +729,9 @@ async def watch(server: Server, record: dict, follow: bool, joined: bool, room: 
         await settle(server, room, record)
         if printer is not None:
             printer.show(room.cells())
-        return await outcome(server, record, room)
+        code = await outcome(server, record, room)
+        await wait_until_saved(server, record, room)
+        return code
     finally:
         room.close()
 
@@ -740,6 +742,54 @@ async def settle(server: Server, room: Room, record: dict, timeout: float = 3) -
         room.changed.clear()
         await wait_event(room.changed, 0.1)
     await asyncio.sleep(0.1)
+
+
+async def wait_until_saved(server: Server, record: dict, room: Room, timeout: float = 15) -> None:
+    """Returns once the notebook file holds what the run's cells show in the shared
+    document (the server saves it about a second after the last change), so that
+    `run --wait nb.ipynb && nbconvert nb.ipynb` sees every output; warns after TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, data, _ = await server.call("GET", f"/api/contents/{quote(record['path'])}?content=1&type=notebook")
+        content = data.get("content") if code == 200 and isinstance(data, dict) else None
+        if isinstance(content, str):  # jupyverse 0.14.18 sends the notebook as JSON text
+            try:
+                content = json.loads(content)
+            except ValueError:
+                content = None
+        saved = content.get("cells") if isinstance(content, dict) else None
+        if isinstance(saved, list) and same_run_cells(record, room.cells(), saved):
+            return
+        if time.monotonic() > deadline:
+            say(f"warning: {record['path']} is not saved yet; the server saves it a moment after its last change")
+            return
+        await asyncio.sleep(0.2)
+
+
+def same_run_cells(record: dict, live: list[dict], saved: list) -> bool:
+    """The run's cells have the same execution count and number of outputs in the
+    shared document and in the file (matched by id; by position when the file's
+    nbformat has no cell ids)."""
+    saved = [cell for cell in saved if isinstance(cell, dict)]
+    if all("id" in cell for cell in saved):
+        on_disk = {cell["id"]: cell for cell in saved}
+        pairs = [(cell, on_disk.get(cell.get("id"))) for cell in live]
+    elif len(saved) == len(live):
+        pairs = list(zip(live, saved))
+    else:
+        return False
+    ran = {cell["id"] for cell in record["cells"]}
+
+    def count(cell: dict) -> int | None:
+        value = cell.get("execution_count")
+        return int(value) if isinstance(value, (int, float)) else None
+
+    for shown, kept in pairs:
+        if shown.get("id") not in ran:
+            continue
+        if kept is None or count(shown) != count(kept) or len(shown.get("outputs") or []) != len(kept.get("outputs") or []):
+            return False
+    return True
 
 
 async def outcome(server: Server, record: dict, room: Room) -> int:
