@@ -227,11 +227,23 @@ find_project_processes() {
 	return 0
 }
 
+# PID still runs: kill -0 finds it and, where /proc tells (read by bash, nothing spawned),
+# it is not a zombie. A server app.sh started was re-parented when app.sh exited, and a
+# new parent may reap late or never (a container's PID 1 that is not an init): a zombie
+# has exited. Without /proc (macOS), terminate's snapshots see through zombies.
+process_running() {
+	kill -0 "$1" 2>/dev/null || return 1
+	local stat
+	[[ -r /proc/$1/stat ]] || return 0
+	read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+	stat=${stat##*) } # the state follows the command name, which may hold ') '
+	[[ ${stat:0:1} != Z ]]
+}
+
 # Sends TERM to the PIDs, waits up to TIMEOUT seconds, then KILLs the survivors.
 # A PID is re-checked against the snapshot's command line before each signal, so a
 # PID that died and was reused meanwhile is never signalled. The wait polls with
-# `kill -0` (nothing spawned, no /proc read) and takes a snapshot only every ~0.2 s,
-# which also sees through zombies that kill -0 still finds.
+# process_running (nothing spawned) and takes a snapshot only every ~0.2 s.
 terminate() {
 	local timeout=$1 pid i passes=0 deadline
 	shift
@@ -255,7 +267,7 @@ terminate() {
 			done
 		else
 			for pid in "${pids[@]}"; do
-				kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+				process_running "$pid" && alive+=("$pid")
 			done
 		fi
 		((${#alive[@]} == 0)) && return 0

@@ -52,11 +52,11 @@ launch_server() {
 	# The previous server's log stays readable as jupyter.log.1.
 	[[ -f $LOG_FILE ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
 	(umask 077 && : >"$LOG_FILE") || die "cannot write $(rel "$LOG_FILE")"
-	# exec keeps one PID from here to the server: $! is the server's PID. `python -m`
-	# rather than the venv's jupyter-lab script, whose #! line names the directory the
+	# exec keeps one PID from here to the server: $! is the server's PID. The venv's
+	# Python rather than its jupyter-lab script, whose #! line names the directory the
 	# venv was created in. The marker variable tells this project's kernels apart.
 	(cd "$PROJECT_ROOT" && export "$SERVER_MARKER=$PROJECT_ROOT" &&
-		exec nohup "${detach[@]}" "$VENV_PYTHON" -m jupyterlab "${args[@]}" </dev/null >>"$LOG_FILE" 2>&1) &
+		exec nohup "${detach[@]}" "$VENV_PYTHON" -c "$JUPYTERLAB_LAUNCHER" -m jupyterlab "${args[@]}" </dev/null >>"$LOG_FILE" 2>&1) &
 	SERVER_PID=$!
 	if ! write_pid_file "$SERVER_PID"; then
 		kill -TERM "$SERVER_PID" 2>/dev/null
@@ -91,6 +91,13 @@ refuse_idle_timeout_with_jupyverse() {
 	setting_error "APP_IDLE_TIMEOUT=$IDLE_TIMEOUT: jupyverse (this project's server) cannot cull idle kernels" \
 		"or stop itself when idle; remove the setting, or switch: copier update --trust -d server=jupyter-server"
 }
+
+# app.sh's JupyterLab: what `python -m jupyterlab` runs, labelled "-m jupyterlab" in its
+# command line (sys.argv drops the label), except that the interpreter skips its cyclic
+# garbage collection on the way out: an exit handler registered before any other, so
+# run after all of them, freezes the heap. Every atexit handler, thread join and flush
+# still runs; an idle server's SIGTERM-to-exit goes from ~150 ms to ~15 ms (bench).
+readonly JUPYTERLAB_LAUNCHER='import atexit, gc, sys; atexit.register(lambda: (gc.disable(), gc.freeze())); del sys.argv[1:3]; from jupyterlab.labapp import main; sys.exit(main())'
 
 # jupyverse, in Python: the token comes on stdin (never in an argument: any user can
 # read those), then stdin is /dev/null again. The root is the working directory (it has
