@@ -6,8 +6,8 @@ temporary copies of the old and new project). It therefore only touches
 ./.gitignore, and running it any number of times gives the same file.
 
 Every line the user wrote outside the block is kept as it is. The block holds the
-entries of the Jupyter lifecycle spec (section 10) plus the project venv, each
-exactly once: an entry the user already lists outside the block is left out of it.
+entries of the Jupyter lifecycle spec (section 10) plus the project venv,
+notebook checkpoints and editable-install metadata, each exactly once: an entry the user already lists outside the block is left out of it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ SECTIONS = (
     ),
     ("# Process management", (".logs/", ".run/")),
     ("# Project virtual environment", (".venv/",)),
+    # What using the project leaves beside its files: Jupyter's checkpoints beside the
+    # notebooks, the metadata of the project's package installed in editable mode.
+    ("# Jupyter checkpoints, editable install metadata", (".ipynb_checkpoints/", "*.egg-info/")),
 )
 
 

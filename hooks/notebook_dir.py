@@ -5,10 +5,11 @@ update (during an update also in temporary copies of the old and new project), w
 the operation ('copy' or 'update') as its argument. Copier cannot look at the
 destination when it offers a default, so the question's default is 'auto' and this
 task decides: notebooks/ when the project has no notebooks outside it (a new project),
-else the deepest folder that holds every notebook ('.' for the top level). The result
+else the deepest folder that holds every notebook git keeps ('.' for the top level). The result
 is written back to .copier-answers.yml and scripts/app.sh's NOTEBOOK_SUBDIR line, so
 `copier update` replays it; any other answer is left as it is. On copy, an empty or
-missing notebook folder gets a .gitkeep so git keeps it. Stdlib only; idempotent.
+missing notebook folder gets a .gitkeep so git keeps it. Stdlib (and git, when there);
+idempotent.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -23,7 +25,7 @@ ANSWERS = Path(".copier-answers.yml")
 SCRIPT = Path("scripts/app.sh")
 DEFAULT = "notebooks"
 # Never the project's notebooks: tool state, environments, build output.
-SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages", "build", "dist"}
+SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages", "build", "dist", "_build"}
 
 
 def find_notebooks(root: Path) -> list[PurePosixPath]:
@@ -34,6 +36,28 @@ def find_notebooks(root: Path) -> list[PurePosixPath]:
         rel = PurePosixPath(Path(directory).relative_to(root).as_posix())
         found += [rel / name for name in sorted(files) if name.endswith(".ipynb")]
     return found
+
+
+def kept_by_git(notebooks: list[PurePosixPath]) -> list[PurePosixPath]:
+    """The notebooks git does not ignore (build output such as a book's executed copies
+    is not where the project keeps its notebooks); all of them outside a git work tree,
+    without git, or when git ignores every one."""
+    if not notebooks:
+        return notebooks
+    try:
+        result = subprocess.run(
+            ["git", "check-ignore", "--stdin", "-z"],
+            input="\0".join(str(n) for n in notebooks) + "\0",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return notebooks
+    if result.returncode not in (0, 1):  # 128: not a git work tree
+        return notebooks
+    ignored = set(filter(None, result.stdout.split("\0")))
+    return [n for n in notebooks if str(n) not in ignored] or notebooks
 
 
 def notebook_home(notebooks: list[PurePosixPath]) -> str:
@@ -58,7 +82,7 @@ def main() -> int:
     if value is None:
         return 0
     if value == "auto":
-        notebooks = find_notebooks(Path("."))
+        notebooks = kept_by_git(find_notebooks(Path(".")))
         value = notebook_home(notebooks)
         # As copier writes it: plain when YAML reads it back as the same string.
         scalar = value if re.fullmatch(r"[A-Za-z0-9_./-]+", value) else "'" + value.replace("'", "''") + "'"

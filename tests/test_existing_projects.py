@@ -25,16 +25,18 @@ pytestmark = pytest.mark.slow
 LEGACY_PORT = port(42)  # the legacy script's fixed port, outside the range
 LEGACY_APP_SH = """#!/usr/bin/env bash
 # A hand-written lifecycle script, as projects had before the template (spec v1.0
-# snippets, PID file in .run/ as section 4 allows).
+# snippets, PID file in .run/ as section 4 allows, a notebook directory relative to
+# the project).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export JUPYTER_CONFIG_DIR="$ROOT/.jupyter_config" JUPYTER_DATA_DIR="$ROOT/.jupyter_data"
 export JUPYTER_RUNTIME_DIR="$ROOT/.jupyter_runtime" IPYTHONDIR="$ROOT/.ipython"
 export MPLCONFIGDIR="$ROOT/.cache/matplotlib"
 mkdir -p "$ROOT/.run" "$ROOT/.logs"
+cd "$ROOT"
 nohup "$JUPYTER" lab --port=LEGACY_PORT --no-browser --ip=127.0.0.1 --allow-root \\
-  --notebook-dir="$ROOT/notebooks" > "$ROOT/.logs/legacy.log" 2>&1 &
-echo $! > "$ROOT/.run/jupyter.pid"
+  --notebook-dir=notebooks > .logs/legacy.log 2>&1 &
+echo $! > .run/jupyter.pid
 """.replace("LEGACY_PORT", str(LEGACY_PORT))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PORTS, Project, git, leave_nothing_behind
+from conftest import TEST_PORTS, Project, git, leave_nothing_behind, pid_alive
 from test_existing_projects import copier_cli
 
 pytestmark = pytest.mark.slow
@@ -236,4 +236,55 @@ def test_doctor_fails_when_notebooks_lie_outside_the_root_or_git_ignores_it(adop
     assert doctor["notebooks inside JupyterLab's root"].startswith("FAIL")
     assert "stray.ipynb" in doctor["notebooks inside JupyterLab's root"]
     assert doctor["notebook folder tracked by git"].startswith("FAIL")
-    assert "!notebooks/" in doctor["notebook folder tracked by git"]
+    assert "add !notebooks/)" in doctor["notebook folder tracked by git"]  # what git understands
+
+
+def test_notebooks_git_ignores_and_build_output_do_not_decide_the_root(adopt):
+    project, said = adopt(
+        {
+            "book/intro.ipynb": notebook("1"),
+            "book/part/more.ipynb": notebook("2"),
+            "_build/jupyter_execute/intro.ipynb": notebook("1"),  # Jupyter Book's executed copies
+            "scratch/try.ipynb": notebook("3"),
+            ".gitignore": "scratch/\n",
+        },
+        "book",
+    )
+    assert "JupyterLab's root is 'book'" in said
+    assert "notebook_dir: book" in (project.root / ".copier-answers.yml").read_text()
+
+
+def test_a_project_with_its_own_venv_gets_the_project_kernel_on_start(adopt):
+    """The project had a .venv before the template (its own packages, no kernel spec of
+    the project): start bootstraps it rather than serve a page with no kernel."""
+    project, _ = adopt({"analysis.ipynb": notebook("import iniconfig; print('ok')"), ".gitignore": ".venv/\n"}, "ownvenv")
+    subprocess.run(["uv", "venv", "-q", str(project.root / ".venv")], check=True)
+    subprocess.run(["uv", "pip", "install", "-q", "--python", str(project.root / ".venv/bin/python"), "iniconfig==2.1.0"], check=True)
+    status = project.run("status")
+    assert "venv:      .venv, not bootstrapped by app.sh; run: scripts/app.sh bootstrap (start does)" in status.stdout, status.stdout
+    started = project.run("start", "--no-open")
+    assert started.returncode == 0, started.output
+    assert ".venv was not made by scripts/app.sh bootstrap: bootstrapping it first" in started.stderr
+    code, specs = project.api("GET", "/api/kernelspecs")
+    assert code == 200 and list(specs["kernelspecs"]) == ["ownvenv"], specs
+    assert open_and_run(project, "analysis.ipynb", "import iniconfig; print('ok')") == "ok\n", "what the venv held stays"
+
+
+def test_a_new_notebook_dir_while_the_server_runs_is_taken_up_by_restart(adopt):
+    """copier update -d notebook_dir=... while JupyterLab runs (README's way to change
+    it): app.sh still knows its server, and restart moves it to the new root."""
+    project, _ = adopt({"notebooks/a.ipynb": notebook("1"), "docs/examples/b.ipynb": notebook("2")}, "moving")
+    assert project.run("start", "--no-open").returncode == 0
+    old = project.server_pid()
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-qm", "adopted")
+    updated = copier_cli("update", "--trust", "--defaults", "-d", "notebook_dir=docs/examples", cwd=project.root)
+    assert updated.returncode == 0, updated.stderr
+    status = project.run("status")
+    assert status.returncode == 0 and f"server:    running (PID {old})" in status.stdout, status.output
+    restarted = project.run("restart", "--no-open")
+    assert restarted.returncode == 0, restarted.output
+    assert f"stopped JupyterLab (PID {old})" in restarted.stderr and "not stopping" not in restarted.stderr
+    assert not pid_alive(old)
+    code, model = project.api("GET", "/api/contents/b.ipynb")
+    assert code == 200 and model["type"] == "notebook", "the new root is docs/examples"

@@ -535,8 +535,21 @@ hint_missing_imports() {
 	local missing
 	missing=$(missing_imports)
 	[[ -n $missing ]] || return 0
-	warn "the notebooks import what is not installed: ${missing//$'\n'/, };" \
-		"add them to requirements.txt (or pyproject.toml), then run: scripts/app.sh bootstrap"
+	warn "the notebooks import what is not installed: ${missing//$'\n'/, }; $(missing_imports_remedy ok)"
+}
+
+# missing_imports_remedy STATE: how to install what the notebooks import, given the state
+# of the project's dependencies at the last bootstrap (ok or failed).
+missing_imports_remedy() {
+	if [[ $1 == failed ]]; then
+		printf '%s' "the project's dependencies failed to install at the last bootstrap; fix" \
+			" ${DEPENDENCY_FILES[*]-them}, then run: scripts/app.sh bootstrap (it shows the installer's reason)"
+	elif grep -q '^\[project\.optional-dependencies\]' "$PROJECT_ROOT/pyproject.toml" 2>/dev/null; then
+		printf '%s' "add them to pyproject.toml's dependencies (optional ones: set APP_EXTRAS in" \
+			" scripts/app.local.sh), then run: scripts/app.sh bootstrap"
+	else
+		printf '%s' "add them to requirements.txt (or pyproject.toml), then run: scripts/app.sh bootstrap"
+	fi
 }
 
 # After a bootstrap, a running server and its kernels still run with the packages they

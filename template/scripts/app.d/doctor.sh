@@ -70,6 +70,8 @@ cmd_doctor() {
 	fi
 	if [[ $STATUS_VENV == ok ]] && bootstrap_is_current; then
 		check PASS "venv bootstrapped" "$(rel "$VENV_DIR"), Python $PYTHON_VERSION, dependencies current"
+	elif [[ $STATUS_VENV == unbootstrapped ]]; then
+		check FAIL "venv bootstrapped" "$(rel "$VENV_DIR") was not made by app.sh (no project kernel in it); run: scripts/app.sh bootstrap"
 	elif [[ $STATUS_VENV == switched ]]; then
 		check FAIL "venv bootstrapped" "made for $(other_server), and the server is now $SERVER; run: scripts/app.sh restart (or bootstrap)"
 	elif [[ $STATUS_VENV != ok ]]; then
@@ -110,6 +112,9 @@ cmd_doctor() {
 		check WARN "free port from a range (spec 5)" "the server runs on $SERVER_PORT, outside $PORT_RANGE_START-$PORT_RANGE_END (chosen with --port)"
 	else
 		check PASS "free port from a range (spec 5)" "$PORT_RANGE_START-$PORT_RANGE_END, never a fixed 8888"
+	fi
+	if ((SERVER_NO_AUTH)); then
+		check FAIL "token auth on" "the server (PID $TRACKED_PID) $NO_AUTH_MESSAGE"
 	fi
 	if [[ -n $RUNNING_OLD_SERVER ]]; then
 		check FAIL "server of this project" "the running server (PID $TRACKED_PID) is $RUNNING_OLD_SERVER, and the project's is now $SERVER;" \
@@ -185,7 +190,7 @@ notebook_checks() {
 	if [[ $NOTEBOOK_DIR != "$PROJECT_ROOT" ]] && git -C "$PROJECT_ROOT" rev-parse --git-dir >/dev/null 2>&1 &&
 		git -C "$PROJECT_ROOT" check-ignore -q "$NOTEBOOK_DIR/" 2>/dev/null; then
 		check FAIL "notebook folder tracked by git" "git ignores $(rel_dir "$NOTEBOOK_DIR"): notebooks made there are never committed;" \
-			"fix .gitignore (e.g. add !$(rel_dir "$NOTEBOOK_DIR")/) or choose another notebook_dir"
+			"fix .gitignore (e.g. add !$(rel_dir "$NOTEBOOK_DIR")) or choose another notebook_dir"
 	else
 		check PASS "notebook folder tracked by git" "$(rel_dir "$NOTEBOOK_DIR") is not git-ignored"
 	fi
@@ -201,7 +206,7 @@ import_check() {
 	if [[ -z $missing ]]; then
 		check PASS "notebook imports installed" "every package the notebooks import is in the venv"
 	else
-		check WARN "notebook imports installed" "not installed: ${missing//$'\n'/, }; add them to requirements.txt, then: scripts/app.sh bootstrap"
+		check WARN "notebook imports installed" "not installed: ${missing//$'\n'/, }; $(missing_imports_remedy "$STAMPED_DEPENDENCIES")"
 	fi
 }
 

@@ -94,16 +94,30 @@ args_of() {
 	return 1
 }
 
-# A Jupyter server serving this project's notebook directory. app.sh's own servers
-# also carry --ServerApp.port_retries=0; anything else was started by hand.
+# is_project_server PID ARGS: a Jupyter server of this project. Its --notebook-dir (the
+# words after it, up to the next option: a path may hold spaces, so "/p" must not match
+# "/p 2 --...") is the notebook directory, as app.sh writes it or relative to the
+# server's working directory as a hand-written script may have it; or app.sh started it
+# here before a copier update changed notebook_dir: a directory of this project, and
+# the project marker in its environment. app.sh's own servers also carry
+# --ServerApp.port_retries=0 (is_app_server_args); anything else was started by hand.
 is_project_server() {
-	[[ $1 == *jupyter* ]] || is_app_jupyverse "$1" || return 1
-	[[ $1 == *" --notebook-dir=$NOTEBOOK_DIR" || $1 == *" --notebook-dir=$NOTEBOOK_DIR "* ]]
+	local pid=$1 args=$2 dir cwd
+	[[ $args == *jupyter* ]] || is_app_jupyverse "$args" || return 1
+	[[ $args == *" --notebook-dir="* ]] || return 1
+	dir=${args##*" --notebook-dir="}
+	dir=${dir%%" --"*}
+	[[ $dir == "$NOTEBOOK_DIR" ]] && return 0
+	if is_app_server_args "$args"; then
+		[[ $dir == "$PROJECT_ROOT" || $dir == "$PROJECT_ROOT"/* ]] && process_has_env "$pid" "$SERVER_MARKER" "$PROJECT_ROOT"
+		return
+	fi
+	[[ -n $dir && $dir != /* ]] && cwd=$(process_cwd "$pid") || return 1
+	[[ $cwd/$dir -ef $NOTEBOOK_DIR ]]
 }
 
-is_app_server() {
-	is_project_server "$1" && { [[ $1 == *" --ServerApp.port_retries=0"* ]] || is_app_jupyverse "$1"; }
-}
+# The command line of a server app.sh launches (jupyter-server's, or the jupyverse launcher's).
+is_app_server_args() { [[ $1 == *" --ServerApp.port_retries=0"* ]] || is_app_jupyverse "$1"; }
 
 # app.sh's jupyverse: JUPYVERSE_LAUNCHER, whose arguments name it "jupyverse" before
 # its --notebook-dir (the command line is the venv's python -c ...).
@@ -194,7 +208,7 @@ read_pid_file() {
 	read -r pid 2>/dev/null <"$PID_FILE_IN_USE" || true
 	if ! [[ $pid =~ ^[1-9][0-9]{0,9}$ ]]; then
 		STALE_PID='?' # empty or junk: names no process
-	elif args=$(args_of "$pid") && is_project_server "$args"; then
+	elif args=$(args_of "$pid") && is_project_server "$pid" "$args"; then
 		TRACKED_PID=$pid
 	else
 		STALE_PID=$pid
@@ -209,10 +223,10 @@ find_project_processes() {
 	local i pid args live_servers=" "
 	for ((i = 0; i < ${#PS_PIDS[@]}; i++)); do
 		pid=${PS_PIDS[i]} args=${PS_ARGS[i]}
-		if is_project_server "$args"; then
+		if is_project_server "$pid" "$args"; then
 			live_servers+="$pid "
 			[[ $pid == "$TRACKED_PID" ]] && continue
-			if is_app_server "$args"; then ORPHAN_APP_SERVERS+=("$pid"); else FOREIGN_SERVERS+=("$pid"); fi
+			if is_app_server_args "$args"; then ORPHAN_APP_SERVERS+=("$pid"); else FOREIGN_SERVERS+=("$pid"); fi
 		elif [[ $pid != "$TRACKED_PID" ]] &&
 			{ [[ -f $JUPYTER_RUNTIME_DIR/jpserver-$pid.json && $args == *jupyter* ]] || is_hand_started_server "$pid" "$args"; }; then
 			live_servers+="$pid "

@@ -18,6 +18,19 @@ read_server_info() {
 	[[ $SERVER_PORT =~ ^[0-9]{1,5}$ && $SERVER_URL == http://* ]]
 }
 
+# The running server (read_server_info) answers a stranger: it has no token (app.sh's
+# servers always have one) and its API needs none, because a Jupyter config outside
+# app.sh's control switched authentication off after start checked (a server left by a
+# start that was interrupted, or a config changed since). A server with a password and
+# no token refuses strangers: that is fine.
+server_accepts_strangers() {
+	[[ -z $SERVER_TOKEN ]] || return 1
+	[[ $(http_status "${SERVER_URL%/}/api/status") == 2* ]]
+}
+
+# The message for such a server, with what to do.
+readonly NO_AUTH_MESSAGE="answers without a token (a Jupyter config in .jupyter_config or JUPYTER_CONFIG_PATH switches authentication off): anyone on this machine can use it; stop it with: scripts/app.sh stop, and remove that setting"
+
 lab_url() {
 	local url=${SERVER_URL%/}/lab
 	[[ -n $SERVER_TOKEN ]] && url+="?token=$SERVER_TOKEN"

@@ -338,10 +338,12 @@ run_start() {
 	return 0
 }
 
-# The venv lacks Python or the server, and not because a copier update switched the
-# server (then a bootstrap installs the new one).
+# A venv app.sh bootstrapped lacks Python or the server, and not because a copier
+# update switched the server (then a bootstrap installs the new one). A venv app.sh never
+# bootstrapped (the project's own, from before the template) is not broken: bootstrap
+# fills it.
 venv_is_broken() {
-	[[ -d $VENV_DIR ]] || return 1
+	[[ -d $VENV_DIR && -f $BOOTSTRAP_STAMP ]] || return 1
 	[[ ! -x $VENV_PYTHON ]] && return 0
 	[[ ! -x $JUPYTER_LAB ]] && ! venv_has_other_server
 }
@@ -354,8 +356,16 @@ ensure_venv() {
 	if [[ ! -d $VENV_DIR ]]; then
 		say "no venv yet: bootstrapping first"
 		run_bootstrap 0
+	elif [[ ! -f $BOOTSTRAP_STAMP ]]; then
+		# Without the kernel spec and JupyterLab's settings, the page would offer no kernel.
+		say "$(rel "$VENV_DIR") was not made by scripts/app.sh bootstrap: bootstrapping it first" \
+			"(JupyterLab, the project's kernel and dependencies; what it holds stays)"
+		run_bootstrap 0
 	elif venv_is_broken; then
 		die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing); repair it with: scripts/app.sh bootstrap"
+	elif [[ -x $JUPYTER_LAB && ! -f $KERNEL_SPEC ]]; then
+		say "the project's kernel is not registered (an interrupted bootstrap?): bootstrapping first"
+		run_bootstrap 0
 	elif [[ ! -x $JUPYTER_LAB ]]; then
 		# Never from under the old server, still running: start reports it, restart stops it first.
 		scan_project
@@ -395,6 +405,7 @@ adopt_untracked_server() {
 
 report_already_running() {
 	read_server_info "$TRACKED_PID" || die "the server (PID $TRACKED_PID) runs but has no runtime file; run: scripts/app.sh restart"
+	! server_accepts_strangers || die "the running server (PID $TRACKED_PID) $NO_AUTH_MESSAGE"
 	say "already running (PID $TRACKED_PID, port $SERVER_PORT)"
 	find_running_old_server
 	[[ -z $RUNNING_OLD_SERVER ]] ||
@@ -569,7 +580,7 @@ end_foreground() {
 	kill "$FOREGROUND_TAIL" 2>/dev/null || true
 	acquire_lock
 	load_process_table
-	if args=$(args_of "$pid") && is_project_server "$args"; then
+	if args=$(args_of "$pid") && is_project_server "$pid" "$args"; then
 		terminate "$STOP_TIMEOUT" "$pid"
 	fi
 	scan_project

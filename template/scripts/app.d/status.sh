@@ -3,15 +3,18 @@
 # Part of scripts/app.sh, which sources it and declares the shared state it uses
 # (see its shared state block); it only defines functions and constants.
 
-# Gathers what status and doctor report: STATUS_VENV (ok, missing, broken, switched:
-# made for the other server), PYTHON_VERSION, KERNEL_REGISTERED, the processes
-# (TRACKED_PID, STALE_PID, ORPHANS, STRAY_KERNELS, RUNNING_OLD_SERVER), SERVER_* and
-# STATUS_CODE. Cleans stale runtime files.
+# Gathers what status and doctor report: STATUS_VENV (ok, missing, unbootstrapped: a
+# venv app.sh did not make, broken, switched: made for the other server), PYTHON_VERSION, KERNEL_REGISTERED, the processes
+# (TRACKED_PID, STALE_PID, ORPHANS, STRAY_KERNELS, RUNNING_OLD_SERVER), SERVER_*
+# (SERVER_NO_AUTH: it answers without a token) and STATUS_CODE.
+# Cleans stale runtime files.
 gather_status() {
 	local line
 	PYTHON_VERSION="" KERNEL_REGISTERED=false STATUS_CODE=$EXIT_NOT_RUNNING
 	if [[ ! -d $VENV_DIR ]]; then
 		STATUS_VENV=missing
+	elif [[ ! -f $BOOTSTRAP_STAMP ]]; then
+		STATUS_VENV=unbootstrapped # the project's own venv, which bootstrap fills
 	elif venv_is_broken; then
 		STATUS_VENV=broken
 	elif [[ ! -x $JUPYTER_LAB ]]; then
@@ -29,10 +32,14 @@ gather_status() {
 	ORPHANS=(${ORPHAN_APP_SERVERS[@]+"${ORPHAN_APP_SERVERS[@]}"} ${FOREIGN_SERVERS[@]+"${FOREIGN_SERVERS[@]}"})
 	SERVER_STATE="not running" SERVER_PORT="" SERVER_URL="" SERVER_TOKEN="" IDLE_STOPPED_AT=""
 	find_running_old_server
+	SERVER_NO_AUTH=0
 	if [[ -n $TRACKED_PID ]]; then
 		SERVER_STATE=starting
 		read_server_info "$TRACKED_PID" && SERVER_STATE=running
 		STATUS_CODE=$EXIT_OK
+		if [[ $SERVER_STATE == running ]] && server_accepts_strangers; then
+			SERVER_NO_AUTH=1 STATUS_CODE=$EXIT_ATTENTION
+		fi
 	elif [[ $STALE_PID != '?' ]] && idle_stop_time && ((${#STRAY_KERNELS[@]} == 0)); then
 		# It stopped itself for idleness (APP_IDLE_TIMEOUT): only its PID file is left.
 		[[ -z $STALE_PID ]] || drop_stale_pid_file
@@ -99,6 +106,7 @@ cmd_status() {
 		return
 	fi
 	gather_status
+	((SERVER_NO_AUTH == 0)) || warn "the server (PID $TRACKED_PID) $NO_AUTH_MESSAGE"
 	if ((json)); then
 		status_json
 		return "$STATUS_CODE"
@@ -108,6 +116,7 @@ cmd_status() {
 	case $STATUS_VENV in
 	missing) printf '%-10s %s\n' "venv:" "missing; run: scripts/app.sh bootstrap" ;;
 	broken) printf '%-10s %s\n' "venv:" "broken (Python or JupyterLab missing); run: scripts/app.sh bootstrap" ;;
+	unbootstrapped) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR"), not bootstrapped by app.sh; run: scripts/app.sh bootstrap (start does)" ;;
 	switched) printf '%-10s %s\n' "venv:" "made for $(other_server); the server is now $SERVER: run scripts/app.sh restart (or bootstrap)" ;;
 	ok) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR") (Python ${PYTHON_VERSION:-?})" ;;
 	esac
@@ -122,8 +131,10 @@ cmd_status() {
 	none) printf '%-10s %s\n' "deps:" "none declared (requirements.txt, pyproject.toml)" ;;
 	esac
 	printf '%-10s %s\n' "notebooks:" "$(rel_dir "$NOTEBOOK_DIR") (JupyterLab's root)"
+	local note=${RUNNING_OLD_SERVER:+, still $RUNNING_OLD_SERVER: switch it to $SERVER with scripts/app.sh restart}
+	((SERVER_NO_AUTH == 0)) || note+=", WITHOUT authentication: stop it"
 	case $SERVER_STATE in
-	running) printf '%-10s %s\n' "server:" "running (PID $TRACKED_PID)${RUNNING_OLD_SERVER:+, still $RUNNING_OLD_SERVER: switch it to $SERVER with scripts/app.sh restart}" \
+	running) printf '%-10s %s\n' "server:" "running (PID $TRACKED_PID)$note" \
 		"port:" "$SERVER_PORT" "url:" "$(lab_url)" ;;
 	starting) printf '%-10s %s\n' "server:" "starting (PID $TRACKED_PID)" ;;
 	dead) printf '%-10s %s\n' "server:" "dead: $(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which is not this project's server; run: scripts/app.sh stop" ;;
@@ -204,6 +215,7 @@ cmd_url() {
 	load_process_table
 	read_pid_file
 	if [[ -n $TRACKED_PID ]] && read_server_info "$TRACKED_PID"; then
+		! server_accepts_strangers || die "the server (PID $TRACKED_PID) $NO_AUTH_MESSAGE"
 		lab_url
 		return 0
 	fi
