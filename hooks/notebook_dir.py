@@ -6,7 +6,8 @@ the operation ('copy' or 'update') as its argument. Copier cannot look at the
 destination when it offers a default, so the question's default is 'auto' and this
 task decides: notebooks/ when the project has no notebooks outside it (a new project),
 else the deepest folder that holds every notebook git keeps ('.' for the top level). The result
-is written back to .copier-answers.yml and scripts/app.sh's NOTEBOOK_SUBDIR line, so
+is written back to the answers file (its name the second argument) and scripts/app.sh's
+NOTEBOOK_SUBDIR line, so
 `copier update` replays it; any other answer is left as it is. On copy, an empty or
 missing notebook folder gets a .gitkeep so git keeps it. Stdlib (and git, when there);
 idempotent.
@@ -21,7 +22,9 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
-ANSWERS = Path(".copier-answers.yml")
+# The answers file: copier's default, or the one `copier copy -a FILE` named (a project
+# that another copier template made keeps its own .copier-answers.yml).
+ANSWERS = Path(sys.argv[2] if len(sys.argv) > 2 else ".copier-answers.yml")
 SCRIPT = Path("scripts/app.sh")
 DEFAULT = "notebooks"
 # Never the project's notebooks: tool state, environments, build output.

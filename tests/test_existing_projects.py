@@ -344,6 +344,18 @@ def test_a_broken_local_config_is_a_clear_error_that_only_start_refuses(rendered
     assert "warning: scripts/app.local.sh failed (status 1)" in result.stderr
 
 
+def test_app_local_sh_is_run_as_a_users_shell_file_and_never_pollutes_stdout(rendered):
+    """Unset variables are empty there (PYTHONPATH=$PYTHONPATH:...), and what it prints
+    goes to stderr: stdout carries the URL and status --json."""
+    local = rendered.root / "scripts/app.local.sh"
+    local.write_text(local.read_text() + 'export PYTHONPATH=$PYTHONPATH:/opt/lib\necho "hello from app.local.sh"\n')
+    result = rendered.run("status", "--json")
+    assert result.returncode == 3, result.output
+    assert json.loads(result.stdout)["server"] == "not running"
+    assert "hello from app.local.sh" in result.stderr and "unbound" not in result.stderr
+    assert rendered.run("stop").returncode == 0
+
+
 def test_the_v1_migration_moves_a_running_servers_pid_file(releases, tmp_path):
     old = releases("v0.9.0")
     project = render_at(old, "v0.9.0", tmp_path / "migrating")

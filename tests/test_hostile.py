@@ -324,11 +324,13 @@ def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Proj
 
 
 def test_look_alike_projects_are_never_taken_for_this_one(make_project, tmp_path):
-    """A nested project and a sibling whose path starts with this one's."""
+    """A nested project and a sibling whose path starts with this one's and a space, each
+    serving its whole folder (notebook_dir '.'): command lines are space-joined, so
+    --notebook-dir=.../proj is a prefix of --notebook-dir=.../proj 2 --..."""
     base = tmp_path / "work"
-    mine = make_project("mine", where=base / "proj")
-    nested = make_project("nested", where=base / "proj" / "sub")
-    sibling = make_project("sibling", where=base / "proj 2")
+    mine = make_project("mine", where=base / "proj", notebook_dir=".")
+    nested = make_project("nested", where=base / "proj" / "sub", notebook_dir=".")
+    sibling = make_project("sibling", where=base / "proj 2", notebook_dir=".")
     for other in (nested, sibling):
         other.start()
         other.start_kernel()

@@ -583,6 +583,33 @@ def test_authentication_disabled_by_config_is_refused(project: Project):
     assert not project.pid_file.exists()
     assert not project.servers()
 
+    # The terminal closes while start waits (before its check): the server stays, and
+    # every later command sees that it answers strangers.
+    starter = subprocess.Popen([str(project.app), "start", "--no-open"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(project.pid_file.exists, timeout=30, interval=0.01)
+    starter.send_signal(signal.SIGHUP)
+    starter.wait(timeout=30)
+    server = project.server_pid()
+
+    def answers_a_stranger() -> bool:
+        try:
+            return project.api("GET", "/api/status", token=None)[0] == 200
+        except (OSError, ValueError, KeyError):  # no runtime file yet, or no answer
+            return False
+
+    wait_for(answers_a_stranger, timeout=60, interval=0.2)
+    status = project.run("status")
+    assert status.returncode == 4, status.output
+    assert f"running (PID {server}), WITHOUT authentication" in status.stdout
+    assert "answers without a token" in status.stderr
+    for command in (["url"], ["start", "--no-open"]):
+        refused = project.run(*command)
+        assert refused.returncode == 1 and "answers without a token" in refused.stderr, (command, refused.output)
+        assert "token=" not in refused.stdout
+    doctor = project.run("doctor", "--offline")
+    assert "FAIL  token auth on" in doctor.stdout
+    assert project.run("stop").returncode == 0 and not pid_alive(server)
+
 
 def test_a_background_server_survives_its_terminal_closing(project: Project):
     # The terminal's session: start runs as its leader, as under an interactive shell.

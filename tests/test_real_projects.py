@@ -60,7 +60,7 @@ def adopt(template_repo: Path, tmp_path: Path):
     output. Every project is stopped and checked clean afterwards."""
     made: list[Project] = []
 
-    def make(files: dict[str, str], name: str) -> tuple[Project, str]:
+    def make(files: dict[str, str], name: str, *options: str) -> tuple[Project, str]:
         root = tmp_path / name
         root.mkdir()
         write_tree(root, files)
@@ -68,7 +68,7 @@ def adopt(template_repo: Path, tmp_path: Path):
         git(root, "add", "-A")
         git(root, "commit", "-qm", "the project as it was")
         answers = [f"-d{key}={value}" for key, value in {"project_name": name, **TEST_PORTS}.items()]
-        copied = copier_cli("copy", "--trust", "--defaults", *answers, str(template_repo), ".", cwd=root)
+        copied = copier_cli("copy", "--trust", "--defaults", *answers, *options, str(template_repo), ".", cwd=root)
         assert copied.returncode == 0, copied.stderr
         project = Project(root)
         made.append(project)
@@ -288,3 +288,18 @@ def test_a_new_notebook_dir_while_the_server_runs_is_taken_up_by_restart(adopt):
     assert not pid_alive(old)
     code, model = project.api("GET", "/api/contents/b.ipynb")
     assert code == 200 and model["type"] == "notebook", "the new root is docs/examples"
+
+
+def test_a_project_of_another_copier_template_keeps_its_answers(adopt):
+    """README: a project that another copier template made gives this one its own
+    answers file (-a); the hooks and doctor use that file."""
+    theirs = "# Changes here will be overwritten by Copier\n_commit: v1.2.3\n_src_path: gh:someone/python-template\nlicense: MIT\n"
+    project, said = adopt(
+        {".copier-answers.yml": theirs, "docs/examples/a.ipynb": notebook("1")}, "twotemplates", "-a", ".copier-answers.jupyter.yml"
+    )
+    assert "conflict" not in said and (project.root / ".copier-answers.yml").read_text() == theirs
+    answers = (project.root / ".copier-answers.jupyter.yml").read_text()
+    assert "notebook_dir: docs/examples" in answers and "_src_path" in answers
+    assert "NOTEBOOK_SUBDIR=docs/examples" in project.app.read_text()
+    assert "ANSWERS_FILE=.copier-answers.jupyter.yml" in project.app.read_text()
+    assert doctor_lines(project)["notebooks inside JupyterLab's root"].startswith("PASS")

@@ -232,6 +232,25 @@ def test_wait_exits_1_at_the_first_failing_cell_and_0_when_all_succeed(handoff: 
     assert "not saved yet" not in fine.stderr
 
 
+def test_two_runs_started_at_once_run_the_notebook_once(sse: Project, tmp_path):
+    """Both find no run in progress unless one claims the notebook first: the other joins
+    it (--wait) or is refused, and the cell runs once."""
+    marker = tmp_path / "marker.txt"
+    write_notebook(sse, "once.ipynb", f"import time; time.sleep(2); open({str(marker)!r}, 'a').write('ran\\n')")
+    for _ in range(3):
+        marker.unlink(missing_ok=True)
+        runs = [
+            subprocess.Popen([str(sse.app), "run", "--wait", "once.ipynb"], cwd=sse.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        said = [run.communicate(timeout=120)[1] for run in runs]
+        assert marker.read_text() == "ran\n", said
+        codes = sorted(run.returncode for run in runs)
+        assert codes in ([0, 0], [0, 1]), said
+        if codes == [0, 1]:
+            assert any("another run of once.ipynb is starting" in text or "already running" in text for text in said), said
+
+
 def test_follow_prints_the_outputs_in_order_and_ctrl_c_detaches(sse: Project):
     write_notebook(sse, "follow.ipynb", "print('first')", LOOP, "i * 10")
     followed = sse.run("run", "--follow", "follow.ipynb", timeout=120)

@@ -53,6 +53,9 @@ from urllib.parse import quote
 PROG = "app.sh"
 POLL = 0.25  # seconds between looks at the server's execution queue
 EXIT_OK, EXIT_FAILURE, EXIT_DETACHED = 0, 1, 130
+# How far `run` got, for what Ctrl-C says: "starting" (nothing sent to the kernel yet),
+# "queueing" (the cells are being sent), "queued" (the run goes on without us).
+PHASE = {"run": "starting"}
 
 
 class Failure(Exception):
@@ -528,6 +531,59 @@ def write_record(record: dict) -> None:
     os.replace(tmp, target)
 
 
+def claim_start(file_id: str, path: str) -> Path:
+    """Makes this process the only `run` starting the notebook's run: two runs started
+    at once would both find no run in progress and both queue the cells. The claim is a
+    file holding this PID, made with O_EXCL; one whose process is gone is taken over.
+    Returns it, for release_start."""
+    directory = state_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    claim = directory / f"{file_id}.starting"
+    # Written whole, then linked into place: the link fails when a claim exists, and a
+    # claim is never seen without its PID.
+    mine = directory / f"{file_id}.{os.getpid()}.claim"
+    fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(str(os.getpid()))
+    try:
+        for _ in range(3):
+            try:
+                os.link(mine, claim)
+                return claim
+            except FileExistsError:
+                try:
+                    holder = int(claim.read_text())
+                except (OSError, ValueError):
+                    holder = 0
+                if holder > 0 and process_alive(holder):
+                    raise Failure(
+                        f"another run of {path} is starting (PID {holder}); watch it with: scripts/app.sh run --follow {path}"
+                    ) from None
+                claim.unlink(missing_ok=True)  # its process is gone
+        raise Failure(f"cannot claim {claim}; try again")
+    finally:
+        mine.unlink(missing_ok=True)
+
+
+def release_start(claim: Path) -> None:
+    """Drops this process's claim (and never another's that replaced it)."""
+    try:
+        if claim.read_text() == str(os.getpid()):
+            claim.unlink()
+    except OSError:
+        pass
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read_record(file_id: str) -> dict | None:
     try:
         return json.loads((state_dir() / f"{file_id}.json").read_text())
@@ -572,6 +628,16 @@ async def run(path: str, wait: bool, follow: bool) -> int:
     server = make_server()
     await server.login()
     file_id, session_id = await server.collaboration_session(path)
+    claim = claim_start(file_id, path)
+    try:
+        return await start_run(server, path, file_id, session_id, wait, follow, claim)
+    finally:
+        release_start(claim)
+
+
+async def start_run(server: Server, path: str, file_id: str, session_id: str, wait: bool, follow: bool, claim: Path) -> int:
+    """run, once this process holds the notebook's claim (released as soon as the run's
+    record is written: a second run then finds it in progress)."""
     session = await server.kernel_session(path)
     record = read_record(file_id)
     if session is not None:
@@ -580,6 +646,8 @@ async def run(path: str, wait: bool, follow: bool) -> int:
         if where:
             k, n = where
             if wait or follow:
+                PHASE["run"] = "queued"
+                release_start(claim)
                 say(f"{path}: a run is in progress (cell {k} of {n}, since {record['started']}); joining it")
                 print(notebook_url(server, path), flush=True)
                 return await watch(server, record, follow, joined=True)
@@ -611,9 +679,12 @@ async def run(path: str, wait: bool, follow: bool) -> int:
             "cells": [],
         }
         if cells:
+            PHASE["run"] = "queueing"
             await server.queue(room, kernel, cells, record)
             write_record(record)
+            PHASE["run"] = "queued"
     finally:
+        release_start(claim)
         if not (wait or follow):
             room.close()
     print(notebook_url(server, path), flush=True)
@@ -951,6 +1022,12 @@ def main(argv: list[str]) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         path = next((a for a in args if not a.startswith("--")), "NOTEBOOK")
+        if command == "run" and PHASE["run"] == "starting":
+            say(f"interrupted before any cell was sent: {path} does not run")
+            return EXIT_FAILURE
+        if command == "run" and PHASE["run"] == "queueing":
+            say(f"interrupted while sending the cells: some may run; see: scripts/app.sh status, or stop them: scripts/app.sh run --cancel {path}")
+            return EXIT_FAILURE
         say(f"detached; the run goes on. Watch it again with: scripts/app.sh run --follow {path}; stop it with: scripts/app.sh run --cancel {path}")
         return EXIT_DETACHED
     print(f"usage: {Path(sys.argv[0]).name} check FILE | run [--wait|--follow] PATH | cancel PATH | status [--json]", file=sys.stderr)

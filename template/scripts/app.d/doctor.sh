@@ -250,17 +250,19 @@ template_check() {
 	elif command -v uvx >/dev/null 2>&1 && uvx --offline --quiet copier --version >/dev/null 2>&1; then
 		copier=(uvx --offline --quiet copier)
 	fi
-	if [[ ! -f $PROJECT_ROOT/.copier-answers.yml ]]; then
-		check SKIP "template up to date" "no .copier-answers.yml: not made with copier"
+	local answers=()
+	[[ $ANSWERS_FILE == .copier-answers.yml ]] || answers=(--answers-file "$ANSWERS_FILE")
+	if [[ ! -f $PROJECT_ROOT/$ANSWERS_FILE ]]; then
+		check SKIP "template up to date" "no $ANSWERS_FILE: not made with copier"
 		return 0
 	elif ((${#copier[@]} == 0)); then
 		check SKIP "template up to date" "no copier here (on PATH or in uv's cache); check with: uvx copier check-update"
 		return 0
 	fi
-	output=$(cd "$PROJECT_ROOT" && GIT_TERMINAL_PROMPT=0 run_with_timeout 8 "${copier[@]}" check-update --quiet 2>&1) || status=$?
+	output=$(cd "$PROJECT_ROOT" && GIT_TERMINAL_PROMPT=0 run_with_timeout 8 "${copier[@]}" check-update --quiet ${answers[@]+"${answers[@]}"} 2>&1) || status=$?
 	case $status in
 	0) check PASS "template up to date" "jupyter-template $TEMPLATE_VERSION is the newest (copier check-update)" ;;
-	2) check FAIL "template up to date" "a newer jupyter-template exists; run: copier update --trust" ;;
+	2) check FAIL "template up to date" "a newer jupyter-template exists; run: copier update --trust ${answers[*]-}" ;;
 	124) check SKIP "template up to date" "the template's repository did not answer within 8 s (offline?); use doctor --offline" ;;
 	*) check SKIP "template up to date" "copier check-update could not tell (offline?): ${output%%$'\n'*}" ;;
 	esac

@@ -307,7 +307,8 @@ cleanup_stale_runtime() {
 		[[ -e $file ]] || continue
 		pid=${file##*/jpserver-}
 		pid=${pid%.json}
-		if args=$(args_of "$pid") && { [[ $args == *jupyter* ]] || is_app_jupyverse "$args"; }; then
+		# The snapshot may predate a stop that just ended this server: ask the process too.
+		if process_running "$pid" && args=$(args_of "$pid") && { [[ $args == *jupyter* ]] || is_app_jupyverse "$args"; }; then
 			any_server=1
 		else
 			rm -f "$file" "${file%.json}-open.html"

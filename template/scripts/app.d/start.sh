@@ -105,9 +105,10 @@ readonly JUPYTERLAB_LAUNCHER='import atexit, gc, sys; atexit.register(lambda: (g
 # here. Kernel connection files go to the project's runtime directory as kernel-*.json
 # (jupyverse makes them with tempfile.mkstemp; the kernels keep the user's TMPDIR).
 # SIGTERM becomes SIGINT, on which jupyverse stops its kernels (on SIGTERM it exits at
-# once, leaving them running); a background job starts with SIGINT ignored.
+# once, leaving them running); a background job starts with SIGINT ignored. The heap is
+# frozen on the way out, as for JupyterLab (its stop: ~500 ms to ~180 ms here).
 # shellcheck disable=SC2016
-readonly JUPYVERSE_LAUNCHER='import os, signal, sys, tempfile; os.chdir(sys.argv[2].partition("=")[2]); token = sys.stdin.readline().strip(); null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null); tempfile.tempdir = os.environ["JUPYTER_RUNTIME_DIR"]; tempfile.template = "kernel-"; signal.signal(signal.SIGINT, signal.default_int_handler); signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT)); sys.argv = ["jupyverse"] + sys.argv[3:] + ["--set", "auth.token=" + token]; from jupyverse_api.cli import main; sys.exit(main())'
+readonly JUPYVERSE_LAUNCHER='import atexit, gc, os, signal, sys, tempfile; atexit.register(lambda: (gc.disable(), gc.freeze())); os.chdir(sys.argv[2].partition("=")[2]); token = sys.stdin.readline().strip(); null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null); tempfile.tempdir = os.environ["JUPYTER_RUNTIME_DIR"]; tempfile.template = "kernel-"; signal.signal(signal.SIGINT, signal.default_int_handler); signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT)); sys.argv = ["jupyverse"] + sys.argv[3:] + ["--set", "auth.token=" + token]; from jupyverse_api.cli import main; sys.exit(main())'
 
 # launch_server for jupyverse: the same detachment, PID file and log; app.sh chooses the
 # token and writes the runtime record jupyverse does not (see write_runtime_record).
