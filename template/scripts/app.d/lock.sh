@@ -11,7 +11,9 @@ acquire_lock() {
 	local owner="" script="" failures=0 waiting=0 deadline=$((SECONDS + LOCK_TIMEOUT + 1)) unnamed_since=""
 	private_dir "$LOG_DIR"
 	until mkdir "$LOCK_DIR" 2>/dev/null; do
-		if [[ ! -d $LOCK_DIR ]]; then
+		if [[ -e $LOCK_DIR && ! -d $LOCK_DIR ]]; then
+			die "$(rel "$LOCK_DIR") is a file, where app.sh keeps its lock directory; remove it and try again"
+		elif [[ ! -d $LOCK_DIR ]]; then
 			# Usually its holder released it between our mkdir and this test: try again.
 			((++failures < 10)) || die "cannot create $(rel "$LOCK_DIR"); is the disk full or read-only?"
 			continue
@@ -67,7 +69,8 @@ claim_lock() {
 # taken to be alive. The command line is read once per holder.
 lock_owner_alive() {
 	local pid=$1 script=$2 args
-	kill -0 "$pid" 2>/dev/null || return 1
+	# Junk names no holder (kill -0 -1 or 0 would ask about a whole group).
+	[[ $pid =~ ^[1-9][0-9]{0,9}$ ]] && kill -0 "$pid" 2>/dev/null || return 1
 	[[ $pid != "$LOCK_OWNER_VERIFIED" ]] || return 0
 	load_process_table
 	args=$(args_of "$pid") || return 0

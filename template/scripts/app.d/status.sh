@@ -137,7 +137,11 @@ cmd_status() {
 	running) printf '%-10s %s\n' "server:" "running (PID $TRACKED_PID)$note" \
 		"port:" "$SERVER_PORT" "url:" "$(lab_url)" ;;
 	starting) printf '%-10s %s\n' "server:" "starting (PID $TRACKED_PID)" ;;
-	dead) printf '%-10s %s\n' "server:" "dead: $(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which is not this project's server; run: scripts/app.sh stop" ;;
+	dead)
+		local what="is gone"
+		! process_running "$STALE_PID" || what="is not this project's server"
+		printf '%-10s %s\n' "server:" "dead: $(rel "$PID_FILE_IN_USE") names PID $STALE_PID, which $what; run: scripts/app.sh stop"
+		;;
 	*) printf '%-10s %s\n' "server:" "not running${IDLE_STOPPED_AT:+ (it stopped itself at $IDLE_STOPPED_AT, idle: APP_IDLE_TIMEOUT)}" ;;
 	esac
 	execution_status
