@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PORT_END, TEST_PORT_START, Project, port, Result, assert_reported_and_left_alone, pid_alive
+from conftest import OPEN_TO_EVERYONE, TEST_PORT_END, TEST_PORT_START, Project, port, Result, assert_reported_and_left_alone, pid_alive
 from test_lifecycle import listening_socket, wait_for
 
 pytestmark = pytest.mark.slow
@@ -275,10 +275,16 @@ c.ServerApp.allow_remote_access = True
 
     if server == "jupyverse":
         return  # it reads no Jupyter config: none can turn its authentication off
-    # A global config that turns authentication off is refused, not obeyed.
+    # A global config's empty token is overridden: app.sh gives the server its own.
     (global_path / "jupyter_server_config.py").write_text(hostile + "c.IdentityProvider.token = ''\n")
+    project.start(env=env)
+    assert project.server_info()["token"] and project.api("GET", "/api/status", token=None)[0] == 403
+    project.run("stop")
+    # One that lets everyone in is refused, not obeyed.
+    (global_path / "jupyter_server_config.py").write_text(hostile + OPEN_TO_EVERYONE)
     result = project.run("start", "--no-open", env=env)
-    assert result.returncode == 1 and "without a token" in result.stderr
+    assert result.returncode == 1 and "without a token" in result.stderr, result.output
+    assert not project.pid_file.exists()
 
 
 def test_the_pid_file_log_and_runtime_files_are_private(project: Project):

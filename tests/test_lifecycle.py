@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PORT_END, TEST_PORT_START, Project, port, assert_reported_and_left_alone, pid_alive, process_table
+from conftest import OPEN_TO_EVERYONE, TEST_PORT_END, TEST_PORT_START, Project, port, assert_reported_and_left_alone, pid_alive, process_table
 
 pytestmark = pytest.mark.slow
 
@@ -576,7 +576,7 @@ def test_a_server_dying_during_startup_fails_fast_with_its_log(project: Project,
 def test_authentication_disabled_by_config_is_refused(project: Project):
     config = project.root / ".jupyter_config"
     config.mkdir(exist_ok=True)
-    (config / "jupyter_server_config.py").write_text("c.IdentityProvider.token = ''\nc.ServerApp.password = ''\n")
+    (config / "jupyter_server_config.py").write_text(OPEN_TO_EVERYONE)
     result = project.run("start", "--no-open")
     assert result.returncode == 1
     assert "without a token" in result.stderr

@@ -316,7 +316,8 @@ cleanup_stale_runtime() {
 		fi
 	done
 	((any_server)) && return 0
-	rm -f "$JUPYTER_RUNTIME_DIR/app-open.html"
+	# app-token-*: a token file whose server died before reading it.
+	rm -f "$JUPYTER_RUNTIME_DIR/app-open.html" "$JUPYTER_RUNTIME_DIR"/app-token-*
 	((${#STRAY_KERNELS[@]} > 0)) && return 0
 	# Other Jupyter tools run with the project's variables (jupyter kernel, nbclient)
 	# keep their connection files here too: a file goes only when no live process names

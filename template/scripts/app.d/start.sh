@@ -52,10 +52,16 @@ launch_server() {
 	# The previous server's log stays readable as jupyter.log.1.
 	[[ -f $LOG_FILE ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
 	(umask 077 && : >"$LOG_FILE") || die "cannot write $(rel "$LOG_FILE")"
+	# The token, chosen here, reaches the server in a private file that its launcher reads
+	# and deletes: never in a command line (any user reads those), nor in the environment
+	# kernels inherit. A token from configuration shows as "?token=..." in the server's
+	# log, where one the server generates is logged whole.
+	local token_file=$JUPYTER_RUNTIME_DIR/app-token-$$
+	(umask 077 && new_token >"$token_file") || die "cannot write in $(rel "$JUPYTER_RUNTIME_DIR"); is the disk full?"
 	# exec keeps one PID from here to the server: $! is the server's PID. The venv's
 	# Python rather than its jupyter-lab script, whose #! line names the directory the
 	# venv was created in. The marker variable tells this project's kernels apart.
-	(cd "$PROJECT_ROOT" && export "$SERVER_MARKER=$PROJECT_ROOT" &&
+	(cd "$PROJECT_ROOT" && export "$SERVER_MARKER=$PROJECT_ROOT" APP_TOKEN_FILE="$token_file" &&
 		exec nohup "${detach[@]}" "$VENV_PYTHON" -c "$JUPYTERLAB_LAUNCHER" -m jupyterlab "${args[@]}" </dev/null >>"$LOG_FILE" 2>&1) &
 	SERVER_PID=$!
 	if ! write_pid_file "$SERVER_PID"; then
@@ -96,8 +102,20 @@ refuse_idle_timeout_with_jupyverse() {
 # command line (sys.argv drops the label), except that the interpreter skips its cyclic
 # garbage collection on the way out: an exit handler registered before any other, so
 # run after all of them, freezes the heap. Every atexit handler, thread join and flush
-# still runs; an idle server's SIGTERM-to-exit goes from ~150 ms to ~15 ms (bench).
-readonly JUPYTERLAB_LAUNCHER='import atexit, gc, sys; atexit.register(lambda: (gc.disable(), gc.freeze())); del sys.argv[1:3]; from jupyterlab.labapp import main; sys.exit(main())'
+# still runs; an idle server's SIGTERM-to-exit goes from ~150 ms to ~15 ms (bench). The
+# token comes from the file APP_TOKEN_FILE names (deleted once read; the variable is
+# dropped, so kernels do not inherit it) as the last option, in sys.argv only: the
+# process's command line, which ps shows, is the one it was started with.
+readonly JUPYTERLAB_LAUNCHER='import atexit, gc, os, sys; atexit.register(lambda: (gc.disable(), gc.freeze())); del sys.argv[1:3]; f = os.environ.pop("APP_TOKEN_FILE"); sys.argv.append("--IdentityProvider.token=" + open(f).read().strip()); os.unlink(f); from jupyterlab.labapp import main; sys.exit(main())'
+
+# Prints a new token: 24 random bytes in hex, as Jupyter makes its own.
+new_token() {
+	local token
+	token=$(od -An -N24 -tx1 /dev/urandom) || return 1
+	token=${token//[[:space:]]/}
+	((${#token} == 48)) || return 1
+	printf '%s\n' "$token"
+}
 
 # jupyverse, in Python: the token comes on stdin (never in an argument: any user can
 # read those), then stdin is /dev/null again. The root is the working directory (it has
