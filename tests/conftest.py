@@ -107,6 +107,7 @@ BASH32_TESTS = {
     "test_existing_projects": {
         "test_a_broken_local_config_is_a_clear_error_that_only_start_refuses",
         "test_app_local_sh_is_run_as_a_users_shell_file_and_never_pollutes_stdout",
+        "test_bootstrap_never_clears_a_venv_it_did_not_make",
         "test_bootstrap_reads_dependencies_from_pyproject_toml",
     },
     "test_promises": {

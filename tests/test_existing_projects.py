@@ -348,12 +348,36 @@ def test_app_local_sh_is_run_as_a_users_shell_file_and_never_pollutes_stdout(ren
     """Unset variables are empty there (PYTHONPATH=$PYTHONPATH:...), and what it prints
     goes to stderr: stdout carries the URL and status --json."""
     local = rendered.root / "scripts/app.local.sh"
-    local.write_text(local.read_text() + 'export PYTHONPATH=$PYTHONPATH:/opt/lib\necho "hello from app.local.sh"\n')
+    original = local.read_text()
+    local.write_text(original + 'export PYTHONPATH=$PYTHONPATH:/opt/lib\necho "hello from app.local.sh"\nshopt -s failglob\n')
     result = rendered.run("status", "--json")
     assert result.returncode == 3, result.output
     assert json.loads(result.stdout)["server"] == "not running"
     assert "hello from app.local.sh" in result.stderr and "unbound" not in result.stderr
+    assert "no match" not in result.stderr, "its shell options stay its own"
     assert rendered.run("stop").returncode == 0
+    # An exit there would end app.sh silently: it is an error that names the file.
+    local.write_text(original + "exit 0\n")
+    result = rendered.run("stop")
+    assert result.returncode == 1 and "scripts/app.local.sh called exit" in result.stderr, result.output
+
+
+def test_bootstrap_never_clears_a_venv_it_did_not_make(rendered, tmp_path):
+    """A .venv of the project's own whose python does not run, or a link to one
+    elsewhere: bootstrap says how to proceed and leaves every file where it is."""
+    venv = rendered.root / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python").symlink_to("/nonexistent/python3")
+    (venv / "USERFILE").write_text("mine\n")
+    result = rendered.run("bootstrap")
+    assert result.returncode == 1 and "never clears it" in result.stderr, result.output
+    assert (venv / "USERFILE").read_text() == "mine\n"
+    shared = tmp_path / "shared-venv"
+    venv.rename(shared)
+    venv.symlink_to(shared)
+    result = rendered.run("bootstrap")
+    assert result.returncode == 1 and "(a link)" in result.stderr, result.output
+    assert (shared / "USERFILE").read_text() == "mine\n"
 
 
 def test_the_v1_migration_moves_a_running_servers_pid_file(releases, tmp_path):

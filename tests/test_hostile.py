@@ -337,7 +337,8 @@ def test_look_alike_projects_are_never_taken_for_this_one(make_project, tmp_path
     mine = make_project("mine", where=base / "proj", notebook_dir=".")
     nested = make_project("nested", where=base / "proj" / "sub", notebook_dir=".")
     sibling = make_project("sibling", where=base / "proj 2", notebook_dir=".")
-    for other in (nested, sibling):
+    dashed = make_project("dashed", where=base / "proj --x", notebook_dir=".")  # " --" ends an option's value
+    for other in (nested, sibling, dashed):
         other.start()
         other.start_kernel()
     status = mine.run("status")
@@ -345,7 +346,7 @@ def test_look_alike_projects_are_never_taken_for_this_one(make_project, tmp_path
     assert "orphans:   none" in status.stdout
     mine.start()
     assert mine.run("stop").returncode == 0
-    for other in (nested, sibling):
+    for other in (nested, sibling, dashed):
         assert pid_alive(other.server_pid())
         assert other.api("GET", "/api/status")[0] == 200
         assert other.run("status").returncode == 0

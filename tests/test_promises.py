@@ -306,6 +306,24 @@ sys.exit(reply["content"]["status"] != "ok")
 
 
 @slow
+def test_a_project_moved_while_its_server_runs_still_stops_it(make_project, tmp_path):
+    """The server works in the project's directory, which moved with it: the moved
+    app.sh proves it is its own (its working directory), whatever its command line says."""
+    project = make_project("moving", where=tmp_path / "before/proj")
+    project.start()
+    server = project.server_pid()
+    new_root = tmp_path / "after/proj"
+    new_root.parent.mkdir()
+    os.rename(project.root, new_root)
+    project.root = new_root
+    status = project.run("status")
+    assert status.returncode == 0 and f"server:    running (PID {server})" in status.stdout, status.output
+    stop = project.run("stop")
+    assert stop.returncode == 0 and f"stopped JupyterLab (PID {server})" in stop.stderr, stop.output
+    assert not pid_alive(server)
+
+
+@slow
 def test_a_moved_project_starts_and_runs_kernels_from_its_new_place(make_project, tmp_path):
     project = make_project("moved", where=tmp_path / "before/proj")
     project.start()

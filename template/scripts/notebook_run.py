@@ -54,7 +54,8 @@ PROG = "app.sh"
 POLL = 0.25  # seconds between looks at the server's execution queue
 EXIT_OK, EXIT_FAILURE, EXIT_DETACHED = 0, 1, 130
 # How far `run` got, for what Ctrl-C says: "starting" (nothing sent to the kernel yet),
-# "queueing" (the cells are being sent), "queued" (the run goes on without us).
+# "queueing" (the cells are being sent), "queued" (the run goes on without us), "done"
+# (it ended; --wait waits for the file to be saved).
 PHASE = {"run": "starting"}
 
 
@@ -801,6 +802,7 @@ async def watch(server: Server, record: dict, follow: bool, joined: bool, room: 
         if printer is not None:
             printer.show(room.cells())
         code = await outcome(server, record, room)
+        PHASE["run"] = "done"
         await wait_until_saved(server, record, room)
         return code
     finally:
@@ -838,9 +840,10 @@ async def wait_until_saved(server: Server, record: dict, room: Room, timeout: fl
 
 
 def same_run_cells(record: dict, live: list[dict], saved: list) -> bool:
-    """The run's cells have the same execution count and number of outputs in the
-    shared document and in the file (matched by id; by position when the file's
-    nbformat has no cell ids)."""
+    """The run's cells have the same execution count and outputs in the shared document
+    and in the file (matched by id; by position when the file's nbformat has no cell
+    ids). Outputs are compared by what they show: counts alone would take the previous
+    run's file, whose counts a fresh kernel repeats, for this run's."""
     saved = [cell for cell in saved if isinstance(cell, dict)]
     if all("id" in cell for cell in saved):
         on_disk = {cell["id"]: cell for cell in saved}
@@ -850,17 +853,42 @@ def same_run_cells(record: dict, live: list[dict], saved: list) -> bool:
     else:
         return False
     ran = {cell["id"] for cell in record["cells"]}
-
-    def count(cell: dict) -> int | None:
-        value = cell.get("execution_count")
-        return int(value) if isinstance(value, (int, float)) else None
-
     for shown, kept in pairs:
         if shown.get("id") not in ran:
             continue
-        if kept is None or count(shown) != count(kept) or len(shown.get("outputs") or []) != len(kept.get("outputs") or []):
+        if kept is None or cell_result(shown) != cell_result(kept):
             return False
     return True
+
+
+def cell_result(cell: dict) -> tuple:
+    """A cell's execution count and outputs, in a form that the shared document and the
+    file give alike (numbers as ints, multiline strings joined)."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, list) and all(isinstance(part, str) for part in value):
+            return "".join(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value
+
+    count = plain(cell.get("execution_count"))
+    outputs = []
+    for output in cell.get("outputs") or []:
+        if not isinstance(output, dict):
+            continue
+        kind = output.get("output_type")
+        if kind == "stream":
+            outputs.append((kind, output.get("name"), plain(output.get("text"))))
+        elif kind in ("execute_result", "display_data"):
+            outputs.append((kind, json.dumps(plain(output.get("data") or {}), sort_keys=True, default=str)))
+        elif kind == "error":
+            outputs.append((kind, output.get("ename"), output.get("evalue")))
+        else:
+            outputs.append((kind,))
+    return count, outputs
 
 
 async def outcome(server: Server, record: dict, room: Room) -> int:
@@ -1028,6 +1056,9 @@ def main(argv: list[str]) -> int:
         if command == "run" and PHASE["run"] == "queueing":
             say(f"interrupted while sending the cells: some may run; see: scripts/app.sh status, or stop them: scripts/app.sh run --cancel {path}")
             return EXIT_FAILURE
+        if command == "run" and PHASE["run"] == "done":
+            say(f"interrupted while waiting for the server to save {path}: the run has ended; the server saves it shortly")
+            return EXIT_DETACHED
         say(f"detached; the run goes on. Watch it again with: scripts/app.sh run --follow {path}; stop it with: scripts/app.sh run --cancel {path}")
         return EXIT_DETACHED
     print(f"usage: {Path(sys.argv[0]).name} check FILE | run [--wait|--follow] PATH | cancel PATH | status [--json]", file=sys.stderr)

@@ -112,7 +112,16 @@ find_uv() {
 # Creates the venv, replacing what is at its place (the caller said why).
 create_venv() {
 	local python=${APP_PYTHON:-python3} clear=()
-	[[ -e $VENV_DIR ]] && clear=(--clear)
+	if [[ -e $VENV_DIR || -L $VENV_DIR ]]; then
+		# Never clear what app.sh did not make: the project's own venv, or a link to one
+		# elsewhere (clearing would empty its target).
+		if [[ -L $VENV_DIR || (! -f $BOOTSTRAP_STAMP && -n $(ls -A "$VENV_DIR" 2>/dev/null)) ]]; then
+			die "$(rel "$VENV_DIR") needs recreating (its python does not run, or it names the project's old place)," \
+				"but app.sh did not make it$([[ -L $VENV_DIR ]] && printf ' (a link)') and never clears it; move it away" \
+				"(mv $(rel "$VENV_DIR") $(rel "$VENV_DIR").old), then run: scripts/app.sh bootstrap"
+		fi
+		clear=(--clear)
+	fi
 	command -v "$python" >/dev/null 2>&1 || die "no '$python' found; install Python 3 or set APP_PYTHON to an interpreter"
 	if [[ -n $UV ]]; then
 		say "creating $(rel "$VENV_DIR") with uv..."

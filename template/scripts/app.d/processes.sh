@@ -94,26 +94,36 @@ args_of() {
 	return 1
 }
 
-# is_project_server PID ARGS: a Jupyter server of this project. Its --notebook-dir (the
-# words after it, up to the next option: a path may hold spaces, so "/p" must not match
-# "/p 2 --...") is the notebook directory, as app.sh writes it or relative to the
-# server's working directory as a hand-written script may have it; or app.sh started it
-# here before a copier update changed notebook_dir: a directory of this project, and
-# the project marker in its environment. app.sh's own servers also carry
-# --ServerApp.port_retries=0 (is_app_server_args); anything else was started by hand.
+# is_project_server PID ARGS: a Jupyter server of this project. One app.sh launched
+# (is_app_server_args) works in this project's directory (jupyverse: in its notebook
+# directory): the same directory, whatever the paths in its command line say (the
+# project moved or renamed, ' --' in a name); /proc tells at no cost, elsewhere lsof is
+# asked only about servers launched from this project's path. A jupyverse started before
+# a copier update changed notebook_dir carries the project marker in its environment
+# (read exactly from /proc). A server started by hand serves the notebook directory: its
+# --notebook-dir (the words up to the next option), as written or relative to its
+# working directory. Anything not launched by app.sh was started by hand.
 is_project_server() {
-	local pid=$1 args=$2 dir cwd
+	local pid=$1 args=$2 dir cwd home=$PROJECT_ROOT
 	[[ $args == *jupyter* ]] || is_app_jupyverse "$args" || return 1
 	[[ $args == *" --notebook-dir="* ]] || return 1
-	dir=${args##*" --notebook-dir="}
-	dir=${dir%%" --"*}
-	[[ $dir == "$NOTEBOOK_DIR" ]] && return 0
 	if is_app_server_args "$args"; then
-		[[ $dir == "$PROJECT_ROOT" || $dir == "$PROJECT_ROOT"/* ]] && process_has_env "$pid" "$SERVER_MARKER" "$PROJECT_ROOT"
+		! is_app_jupyverse "$args" || home=$NOTEBOOK_DIR
+		if [[ -e /proc/$pid/cwd || $args == *" --notebook-dir=$PROJECT_ROOT"* ]] &&
+			cwd=$(process_cwd "$pid") && [[ $cwd -ef $home ]]; then
+			return 0
+		fi
+		[[ -r /proc/$pid/environ ]] && process_has_env "$pid" "$SERVER_MARKER" "$PROJECT_ROOT"
 		return
 	fi
-	[[ -n $dir && $dir != /* ]] && cwd=$(process_cwd "$pid") || return 1
-	[[ $cwd/$dir -ef $NOTEBOOK_DIR ]]
+	dir=${args##*" --notebook-dir="}
+	dir=${dir%%" --"*}
+	[[ -n $dir ]] || return 1
+	if [[ $dir != /* ]]; then
+		cwd=$(process_cwd "$pid") || return 1
+		dir=$cwd/$dir
+	fi
+	[[ $dir -ef $NOTEBOOK_DIR ]]
 }
 
 # The command line of a server app.sh launches (jupyter-server's, or the jupyverse launcher's).
