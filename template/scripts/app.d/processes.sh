@@ -98,7 +98,8 @@ args_of() {
 # (is_app_server_args) works in this project's directory (jupyverse: in its notebook
 # directory): the same directory, whatever the paths in its command line say (the
 # project moved or renamed, ' --' in a name); /proc tells at no cost, elsewhere lsof is
-# asked only about servers launched from this project's path. A jupyverse started before
+# asked only about servers launched from this project's path or whose runtime file is in
+# this project (it moved with it). A jupyverse started before
 # a copier update changed notebook_dir carries the project marker in its environment
 # (read exactly from /proc). A server started by hand serves the notebook directory: its
 # --notebook-dir (the words up to the next option), as written or relative to its
@@ -109,7 +110,7 @@ is_project_server() {
 	[[ $args == *" --notebook-dir="* ]] || return 1
 	if is_app_server_args "$args"; then
 		! is_app_jupyverse "$args" || home=$NOTEBOOK_DIR
-		if [[ -e /proc/$pid/cwd || $args == *" --notebook-dir=$PROJECT_ROOT"* ]] &&
+		if [[ -e /proc/$pid/cwd || $args == *" --notebook-dir=$PROJECT_ROOT"* || -f $JUPYTER_RUNTIME_DIR/jpserver-$pid.json ]] &&
 			cwd=$(process_cwd "$pid") && [[ $cwd -ef $home ]]; then
 			return 0
 		fi
