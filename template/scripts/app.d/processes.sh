@@ -96,7 +96,8 @@ args_of() {
 
 # is_project_server PID ARGS: a Jupyter server of this project. One app.sh launched
 # (is_app_server_args) works in this project's directory (jupyverse: in its notebook
-# directory): the same directory, whatever the paths in its command line say (the
+# directory, and app.sh's runtime record of it is here): the same directory, whatever
+# the paths in its command line say (the
 # project moved or renamed, ' --' in a name); /proc tells at no cost, elsewhere lsof is
 # asked only about servers launched from this project's path or whose runtime file is in
 # this project (it moved with it). A jupyverse started before
@@ -105,13 +106,17 @@ args_of() {
 # --notebook-dir (the words up to the next option), as written or relative to its
 # working directory. Anything not launched by app.sh was started by hand.
 is_project_server() {
-	local pid=$1 args=$2 dir cwd home=$PROJECT_ROOT
+	local pid=$1 args=$2 dir cwd
 	[[ $args == *jupyter* ]] || is_app_jupyverse "$args" || return 1
 	[[ $args == *" --notebook-dir="* ]] || return 1
 	if is_app_server_args "$args"; then
-		! is_app_jupyverse "$args" || home=$NOTEBOOK_DIR
-		if [[ -e /proc/$pid/cwd || $args == *" --notebook-dir=$PROJECT_ROOT"* || -f $JUPYTER_RUNTIME_DIR/jpserver-$pid.json ]] &&
-			cwd=$(process_cwd "$pid") && [[ $cwd -ef $home ]]; then
+		if is_app_jupyverse "$args"; then
+			# Its directory is the notebook directory, which may be the root of a project
+			# nested there: app.sh's runtime record of it must be in this project too.
+			[[ -f $JUPYTER_RUNTIME_DIR/jpserver-$pid.json ]] && cwd=$(process_cwd "$pid") && [[ $cwd -ef $NOTEBOOK_DIR ]] &&
+				return 0
+		elif [[ -e /proc/$pid/cwd || $args == *" --notebook-dir=$PROJECT_ROOT"* || -f $JUPYTER_RUNTIME_DIR/jpserver-$pid.json ]] &&
+			cwd=$(process_cwd "$pid") && [[ $cwd -ef $PROJECT_ROOT ]]; then
 			return 0
 		fi
 		[[ -r /proc/$pid/environ ]] && process_has_env "$pid" "$SERVER_MARKER" "$PROJECT_ROOT"
