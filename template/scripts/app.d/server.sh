@@ -21,8 +21,13 @@ read_server_info() {
 # The running server (read_server_info) answers a stranger: its API needs no token,
 # because a Jupyter config outside app.sh's control switched authentication off (an
 # identity provider that lets everyone in) and start did not get to check it (a server
-# left by a start that was interrupted). One request, asked as a stranger.
+# left by a start that was interrupted). Asked as start asks: the login page first, which
+# a server with auth on shows a stranger (a line at debug level only, where a refused
+# API call is a warning in the log), then the API.
 server_accepts_strangers() {
+	local code
+	code=$(http_status "${SERVER_URL%/}/login")
+	[[ $code != 200 && $code != 000 ]] || return 1
 	[[ $(http_status "${SERVER_URL%/}/api/status") == 2* ]]
 }
 
