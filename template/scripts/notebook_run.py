@@ -535,17 +535,18 @@ def write_record(record: dict) -> None:
 def claim_start(file_id: str, path: str) -> Path:
     """Makes this process the only `run` starting the notebook's run: two runs started
     at once would both find no run in progress and both queue the cells. The claim is a
-    file holding this PID, made with O_EXCL; one whose process is gone is taken over.
+    file holding this process's PID and command line, as a run record names its driver;
+    one whose process is gone (or whose PID now runs something else) is taken over.
     Returns it, for release_start."""
     directory = state_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     claim = directory / f"{file_id}.starting"
     # Written whole, then linked into place: the link fails when a claim exists, and a
-    # claim is never seen without its PID.
+    # claim is never seen half written.
     mine = directory / f"{file_id}.{os.getpid()}.claim"
     fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(str(os.getpid()))
+        out.write(claim_text(os.getpid()))
     try:
         for _ in range(3):
             try:
@@ -553,10 +554,10 @@ def claim_start(file_id: str, path: str) -> Path:
                 return claim
             except FileExistsError:
                 try:
-                    holder = int(claim.read_text())
-                except (OSError, ValueError):
-                    holder = 0
-                if holder > 0 and process_alive(holder):
+                    holder, _, args = claim.read_text().partition("\n")
+                except OSError:
+                    holder, args = "", ""
+                if holder.isdigit() and args and claim_text(int(holder)) == f"{holder}\n{args}":
                     raise Failure(
                         f"another run of {path} is starting (PID {holder}); watch it with: scripts/app.sh run --follow {path}"
                     ) from None
@@ -566,23 +567,18 @@ def claim_start(file_id: str, path: str) -> Path:
         mine.unlink(missing_ok=True)
 
 
+def claim_text(pid: int) -> str:
+    """What a claim of process PID holds: its PID, then its command line."""
+    return f"{pid}\n{process_args(pid)}"
+
+
 def release_start(claim: Path) -> None:
     """Drops this process's claim (and never another's that replaced it)."""
     try:
-        if claim.read_text() == str(os.getpid()):
+        if claim.read_text().partition("\n")[0] == str(os.getpid()):
             claim.unlink()
     except OSError:
         pass
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_record(file_id: str) -> dict | None:

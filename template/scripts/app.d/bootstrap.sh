@@ -352,6 +352,26 @@ venv_has_other_server() {
 	[[ -e $1 ]]
 }
 
+# Sets STATUS_VENV, what the venv is: missing; unbootstrapped, the project's own (no
+# stamp: app.sh did not make it, bootstrap fills it); broken, app.sh's without Python or
+# the server; switched, made for the other server before a copier update switched it
+# (bootstrap installs the new one); ok.
+classify_venv() {
+	if [[ ! -d $VENV_DIR ]]; then
+		STATUS_VENV=missing
+	elif [[ ! -f $BOOTSTRAP_STAMP ]]; then
+		STATUS_VENV=unbootstrapped
+	elif [[ ! -x $VENV_PYTHON ]]; then
+		STATUS_VENV=broken
+	elif [[ -x $JUPYTER_LAB ]]; then
+		STATUS_VENV=ok
+	elif venv_has_other_server; then
+		STATUS_VENV=switched
+	else
+		STATUS_VENV=broken
+	fi
+}
+
 # The server this project does not use: jupyter-server or jupyverse.
 other_server() { if [[ $SERVER == jupyverse ]]; then printf jupyter-server; else printf jupyverse; fi; }
 

@@ -18,18 +18,22 @@ read_server_info() {
 	[[ $SERVER_PORT =~ ^[0-9]{1,5}$ && $SERVER_URL == http://* ]]
 }
 
-# The running server (read_server_info) answers a stranger: its API needs no token,
-# because a Jupyter config outside app.sh's control switched authentication off (an
-# identity provider that lets everyone in) and start did not get to check it (a server
-# left by a start that was interrupted). Asked as start asks: the login page first, which
-# a server with auth on shows a stranger (a line at debug level only, where a refused
-# API call is a warning in the log), then the API.
-server_accepts_strangers() {
+# Prints what the running server (read_server_info) answers a stranger (no token, no
+# cookie): 200, its login page (auth is on; Jupyter logs that at debug level, where a
+# refused API call would put a warning in the log); 000, nothing (yet); otherwise
+# api:CODE, what its API answers (with auth off there is no login page: a 404, or a
+# redirect for a user logged in by default).
+stranger_answer() {
 	local code
 	code=$(http_status "${SERVER_URL%/}/login")
-	[[ $code != 200 && $code != 000 ]] || return 1
-	[[ $(http_status "${SERVER_URL%/}/api/status") == 2* ]]
+	[[ $code == 200 || $code == 000 ]] || code=api:$(http_status "${SERVER_URL%/}/api/status")
+	printf '%s\n' "$code"
 }
+
+# The running server's API answers a stranger: a Jupyter config outside app.sh's
+# control switched authentication off (an identity provider that lets everyone in) and
+# start did not get to check it (a server left by a start that was interrupted).
+server_accepts_strangers() { [[ $(stranger_answer) == api:2* ]]; }
 
 # The message for such a server, with what to do.
 readonly NO_AUTH_MESSAGE="answers without a token (a Jupyter config in .jupyter_config or JUPYTER_CONFIG_PATH switches authentication off): anyone on this machine can use it; stop it with: scripts/app.sh stop, and remove that setting"

@@ -217,13 +217,8 @@ wait_until_ready() {
 			return 1
 		fi
 		if read_server_info "$pid"; then
-			# A stranger (no token, no cookie) is shown the login page: the server answers
-			# and auth is on. Jupyter logs a 200 at debug level, where refusing the API
-			# (403) would put a warning in the log at every start. With auth off there is
-			# no login page (404; a redirect for a user logged in by default): then the API
-			# must refuse a stranger, as before.
-			code=$(http_status "${SERVER_URL%/}/login")
-			[[ $code == 200 || $code == 000 ]] || code=api:$(http_status "${SERVER_URL%/}/api/status")
+			# Auth is on when a stranger gets the login page, or the API refuses him.
+			code=$(stranger_answer)
 			case $code in
 			200 | api:403 | api:401)
 				# Jupyter writes its runtime file before it binds the port, so what answered
@@ -357,39 +352,37 @@ run_start() {
 	return 0
 }
 
-# A venv app.sh bootstrapped lacks Python or the server, and not because a copier
-# update switched the server (then a bootstrap installs the new one). A venv app.sh never
-# bootstrapped (the project's own, from before the template) is not broken: bootstrap
-# fills it.
-venv_is_broken() {
-	[[ -d $VENV_DIR && -f $BOOTSTRAP_STAMP ]] || return 1
-	[[ ! -x $VENV_PYTHON ]] && return 0
-	[[ ! -x $JUPYTER_LAB ]] && ! venv_has_other_server
-}
-
-# A venv to start from: bootstraps when there is none, when the server was switched, or
-# when the project moved since the last bootstrap (the kernel and the venv's scripts
-# name the old place).
+# A venv to start from (classify_venv): bootstraps when there is none, one app.sh did not
+# make, one made for the other server, one without the kernel, or when the project
+# moved since the last bootstrap (the kernel and the venv's scripts name the old place).
 ensure_venv() {
 	dependency_files
-	if [[ ! -d $VENV_DIR ]]; then
+	classify_venv
+	case $STATUS_VENV in
+	missing)
 		say "no venv yet: bootstrapping first"
 		run_bootstrap 0
-	elif [[ ! -f $BOOTSTRAP_STAMP ]]; then
+		return 0
+		;;
+	unbootstrapped)
 		# Without the kernel spec and JupyterLab's settings, the page would offer no kernel.
 		say "$(rel "$VENV_DIR") was not made by scripts/app.sh bootstrap: bootstrapping it first" \
 			"(JupyterLab, the project's kernel and dependencies; what it holds stays)"
 		run_bootstrap 0
-	elif venv_is_broken; then
-		die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing); repair it with: scripts/app.sh bootstrap"
-	elif [[ -x $JUPYTER_LAB && ! -f $KERNEL_SPEC ]]; then
-		say "the project's kernel is not registered (an interrupted bootstrap?): bootstrapping first"
-		run_bootstrap 0
-	elif [[ ! -x $JUPYTER_LAB ]]; then
+		return 0
+		;;
+	broken) die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing); repair it with: scripts/app.sh bootstrap" ;;
+	switched)
 		# Never from under the old server, still running: start reports it, restart stops it first.
 		scan_project
 		[[ -z $TRACKED_PID ]] || return 0
 		say "the server is now $SERVER (copier update): bootstrapping first"
+		run_bootstrap 0
+		return 0
+		;;
+	esac
+	if [[ ! -f $KERNEL_SPEC ]]; then
+		say "the project's kernel is not registered (an interrupted bootstrap?): bootstrapping first"
 		run_bootstrap 0
 	elif project_moved; then
 		say "the project moved from $STAMPED_ROOT since the last bootstrap: bootstrapping again"

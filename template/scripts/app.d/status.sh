@@ -3,24 +3,15 @@
 # Part of scripts/app.sh, which sources it and declares the shared state it uses
 # (see its shared state block); it only defines functions and constants.
 
-# Gathers what status and doctor report: STATUS_VENV (ok, missing, unbootstrapped: a
-# venv app.sh did not make, broken, switched: made for the other server), PYTHON_VERSION, KERNEL_REGISTERED, the processes
-# (TRACKED_PID, STALE_PID, ORPHANS, STRAY_KERNELS, RUNNING_OLD_SERVER), SERVER_*
-# (SERVER_NO_AUTH: it answers without a token) and STATUS_CODE.
-# Cleans stale runtime files.
+# Gathers what status and doctor report: STATUS_VENV (classify_venv), PYTHON_VERSION,
+# KERNEL_REGISTERED, the processes (TRACKED_PID, STALE_PID, ORPHANS, STRAY_KERNELS,
+# RUNNING_OLD_SERVER), SERVER_* (SERVER_NO_AUTH: it answers without a token) and
+# STATUS_CODE. Cleans stale runtime files.
 gather_status() {
 	local line
 	PYTHON_VERSION="" KERNEL_REGISTERED=false STATUS_CODE=$EXIT_NOT_RUNNING
-	if [[ ! -d $VENV_DIR ]]; then
-		STATUS_VENV=missing
-	elif [[ ! -f $BOOTSTRAP_STAMP ]]; then
-		STATUS_VENV=unbootstrapped # the project's own venv, which bootstrap fills
-	elif venv_is_broken; then
-		STATUS_VENV=broken
-	elif [[ ! -x $JUPYTER_LAB ]]; then
-		STATUS_VENV=switched # made for the other server
-	else
-		STATUS_VENV=ok
+	classify_venv
+	if [[ $STATUS_VENV == ok ]]; then
 		while IFS= read -r line; do
 			case $line in version*) PYTHON_VERSION=${line#*= } ;; esac
 		done 2>/dev/null <"$VENV_DIR/pyvenv.cfg" || true
@@ -156,7 +147,7 @@ cmd_status() {
 		# Never app.sh's to stop: it cannot prove it started them.
 		((${#FOREIGN_SERVERS[@]} == 0)) ||
 			printf '%-10s %s\n' "orphans:" "servers not tracked by the PID file: PID ${FOREIGN_SERVERS[*]}, not started by this app.sh" \
-				"" "(by hand, or by it before the project moved); app.sh stop leaves them: stop them where they run, or: kill ${FOREIGN_SERVERS[*]}"
+				"" "(by hand); app.sh stop leaves them: stop them where they run, or: kill ${FOREIGN_SERVERS[*]}"
 	fi
 	return "$STATUS_CODE"
 }

@@ -67,7 +67,8 @@ cmd_stop() {
 cmd_restart() {
 	# Bad options must not stop the server: parse them all first.
 	parse_start_options restart "$@"
-	! venv_is_broken ||
+	classify_venv
+	[[ $STATUS_VENV != broken ]] ||
 		die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing), so the server keeps running;" \
 			"repair it with: scripts/app.sh bootstrap, then: scripts/app.sh restart"
 	acquire_lock
