@@ -25,6 +25,7 @@ SECTIONS = (
     ),
     ("# Process management", (".logs/", ".run/")),
     ("# Project virtual environment", (".venv/",)),
+    ("# JupyterLab's own environment (app.sh's) and the kernel's ipykernel", (".jupyter_venv/",)),
     # What using the project leaves beside its files: Jupyter's checkpoints beside the
     # notebooks, the metadata of the project's package installed in editable mode.
     ("# Jupyter checkpoints, editable install metadata", (".ipynb_checkpoints/", "*.egg-info/")),

@@ -1,16 +1,48 @@
 # shellcheck shell=bash disable=SC2034,SC2154
-# scripts/app.d/bootstrap.sh: the venv: Jupyter first, then the project's own dependencies and package.
+# scripts/app.d/bootstrap.sh: the server's environment (.jupyter_venv), the project's (.venv), the kernel.
 # Part of scripts/app.sh, which sources it and declares the shared state it uses
 # (see its shared state block); it only defines functions and constants.
 
-# What bootstrap installs of the project, from its files and settings: DEPENDENCY_FILES
-# (relative to the project: requirements.txt, pyproject.toml), PROJECT_INSTALL_ARGS (the
-# installer's arguments for them) and PROJECT_PACKAGE (1 when pyproject.toml builds a
-# package: installed editable, so the notebooks import the project's own code).
+# --- the two environments -----------------------------------------------------------
+# The server (JupyterLab or jupyverse, server-side execution, app.sh's helpers) lives in
+# .jupyter_venv, which app.sh alone makes and changes. The kernel runs the project's
+# environment, .venv: its Python and its packages. With a lock (uv.lock, poetry.lock,
+# pdm.lock) .venv is its tool's, which makes it exactly the lock: app.sh only asks the
+# tool to, and never writes pyproject.toml or the lock. Without one, app.sh installs into
+# .venv what requirements.txt and pyproject.toml declare. ipykernel is in neither: it is
+# installed for the project's Python into .jupyter_venv/kernel (KERNEL_SUPPORT), which
+# scripts/kernel_launcher.py adds after the project's own packages, so no `uv sync` can
+# take it away and the project's versions always win.
+
+# Sets ENV_OWNER, who owns the project's environment: uv, poetry or pdm (the project has
+# that tool's lock, LOCK_FILE) or app (no lock: app.sh).
+find_env_owner() {
+	local owner
+	ENV_OWNER=app LOCK_FILE=""
+	for owner in uv poetry pdm; do
+		if [[ -f $PROJECT_ROOT/$owner.lock ]]; then
+			ENV_OWNER=$owner LOCK_FILE=$owner.lock
+			return 0
+		fi
+	done
+	return 0
+}
+
+# What bootstrap installs of the project, from its files and settings: ENV_OWNER
+# (find_env_owner); DEPENDENCY_FILES (relative to the project: requirements.txt,
+# pyproject.toml, the lock); without a lock, PROJECT_INSTALL_ARGS (the installer's
+# arguments for them) and PROJECT_PACKAGE (1 when pyproject.toml builds a package:
+# installed editable, so the notebooks import the project's own code).
 # APP_EXTRAS and APP_GROUPS (comma-separated) choose extras and dependency groups.
 dependency_files() {
 	local extra group extras="" list
 	DEPENDENCY_FILES=() PROJECT_INSTALL_ARGS=() PROJECT_PACKAGE=0
+	find_env_owner
+	if [[ $ENV_OWNER != app ]]; then
+		[[ ! -f $PROJECT_ROOT/pyproject.toml ]] || DEPENDENCY_FILES+=(pyproject.toml)
+		DEPENDENCY_FILES+=("$LOCK_FILE")
+		return 0
+	fi
 	# A requirements.txt of comments only (as the template creates it) declares nothing.
 	if [[ -f $PROJECT_ROOT/requirements.txt ]] && grep -q '^[[:space:]]*[^#[:space:]]' "$PROJECT_ROOT/requirements.txt"; then
 		DEPENDENCY_FILES+=(requirements.txt)
@@ -36,7 +68,7 @@ dependency_files() {
 	return 0
 }
 
-# The Jupyter packages this project's options call for.
+# The server's packages this project's options call for (REQUIREMENTS).
 jupyter_requirements() {
 	REQUIREMENTS=("${JUPYTER_REQUIREMENTS[@]}")
 	if [[ $SERVER == jupyverse ]]; then
@@ -48,12 +80,36 @@ jupyter_requirements() {
 	return 0
 }
 
+# Prints the version of the Python of the venv DIR (default: the project's), from its
+# pyvenv.cfg (venv writes version, uv version_info), or nothing.
+venv_python_version() {
+	local line
+	while IFS= read -r line; do
+		case $line in version*)
+			line=${line#*=}
+			printf '%s' "${line//[[:space:]]/}"
+			return 0
+			;;
+		esac
+	done 2>/dev/null <"${1:-$VENV_DIR}/pyvenv.cfg" || true
+}
+
+# Sets KERNEL_SUPPORT, the directory of ipykernel for the project's Python
+# (.jupyter_venv/kernel/pythonX.Y, as scripts/kernel_launcher.py looks for it).
+kernel_support_path() {
+	local version
+	version=$(venv_python_version)
+	version=${version%.*}
+	KERNEL_SUPPORT=$KERNEL_SUPPORT_DIR/python${version:-unknown}
+}
+
 # What a bootstrap depends on; a change to any of it makes the next bootstrap work.
 bootstrap_fingerprint() {
 	local file
 	jupyter_requirements
 	{
-		printf '%s\n' "stamp-v2" "$PROJECT_ROOT" "$PROJECT_NAME" "$DISPLAY_NAME" "${REQUIREMENTS[@]}" \
+		printf '%s\n' "stamp-v3" "$PROJECT_ROOT" "$PROJECT_NAME" "$DISPLAY_NAME" "${REQUIREMENTS[@]}" \
+			"${KERNEL_REQUIREMENTS[@]}" "owner=$ENV_OWNER" "python=$(venv_python_version)" \
 			"extras=${APP_EXTRAS:-}" "groups=${APP_GROUPS:-}" "exclude=$EXCLUDED_PACKAGES"
 		for file in ${DEPENDENCY_FILES[@]+"${DEPENDENCY_FILES[@]}"}; do
 			printf '== %s\n' "$file"
@@ -62,10 +118,32 @@ bootstrap_fingerprint() {
 	} | cksum
 }
 
-venv_is_healthy() { [[ -x $VENV_PYTHON ]] && "$VENV_PYTHON" -I -S -c '' 2>/dev/null; }
+# What the server's environment depends on: a bootstrap that only the project's side
+# changed for (uv add, a new requirement) leaves it alone.
+server_fingerprint() {
+	jupyter_requirements
+	printf '%s\n' "$PROJECT_ROOT" "${REQUIREMENTS[@]}" "exclude=$EXCLUDED_PACKAGES" "sse=$SERVER_SIDE_EXECUTION" | cksum
+}
+
+# The server's environment is as the last bootstrap left it, for the same inputs.
+server_is_current() {
+	local line=""
+	{ read -r line && read -r line && read -r line && read -r line; } 2>/dev/null <"$BOOTSTRAP_STAMP" || true
+	[[ $line == "server=$(server_fingerprint)" && -x $JUPYTER_LAB ]] && venv_is_healthy "$JUPYTER_VENV"
+}
+
+# A venv whose Python runs: DIR (default: the server's).
+venv_is_healthy() {
+	local python=${1:-$JUPYTER_VENV}/bin/python
+	[[ -x $python ]] && "$python" -I -S -c '' 2>/dev/null
+}
 
 # uv's relocatable venvs: scripts that find their Python relative to themselves.
-venv_is_relocatable() { grep -qx 'relocatable = true' "$VENV_DIR/pyvenv.cfg" 2>/dev/null; }
+venv_is_relocatable() { grep -qx 'relocatable = true' "${1:-$JUPYTER_VENV}/pyvenv.cfg" 2>/dev/null; }
+
+# The project's .venv was made by app.sh (its mark, or the stamp of an earlier release,
+# which kept JupyterLab there): app.sh may recreate it, and a sync makes it exact.
+venv_is_ours() { [[ -f $VENV_MARK || -f $LEGACY_STAMP ]]; }
 
 # Whether the project moved since the last bootstrap, which recorded its root in the
 # stamp (STAMPED_ROOT; empty for a stamp of an older app.sh, which did not).
@@ -91,7 +169,9 @@ stamped_dependencies() {
 # Nothing changed since a bootstrap that installed everything.
 bootstrap_is_current() {
 	stamped_dependencies
-	[[ -x $VENV_PYTHON && -x $JUPYTER_LAB && -f $KERNEL_SPEC && -f $BOOTSTRAP_STAMP ]] || return 1
+	[[ -x $VENV_PYTHON && -x $JUPYTER_LAB && -f $KERNEL_SPEC && -f $BOOTSTRAP_STAMP && ! -f $LEGACY_STAMP ]] || return 1
+	kernel_support_path
+	[[ -d $KERNEL_SUPPORT/ipykernel ]] || return 1
 	local stamp=""
 	read -r stamp <"$BOOTSTRAP_STAMP" || true
 	[[ $stamp == "$(bootstrap_fingerprint)" && $STAMPED_DEPENDENCIES != failed ]]
@@ -100,55 +180,53 @@ bootstrap_is_current() {
 # Sets UV to a uv executable, or empty when the pip route is chosen.
 find_uv() {
 	UV=""
-	[[ ${APP_INSTALLER:-uv} == uv ]] || return 0
-	if [[ -x $VENV_DIR/bin/uv ]]; then
-		UV=$VENV_DIR/bin/uv
+	[[ ${APP_INSTALLER:-uv} == uv || $ENV_OWNER == uv ]] || return 0
+	if [[ -x $JUPYTER_VENV/bin/uv ]]; then
+		UV=$JUPYTER_VENV/bin/uv
 	elif command -v uv >/dev/null 2>&1; then
 		UV=$(command -v uv)
 	fi
 	return 0
 }
 
-# Creates the venv, replacing what is at its place (the caller said why).
+# create_venv DIR OURS [PYTHON]: creates the venv DIR with PYTHON (default: APP_PYTHON,
+# else python3), replacing what is at its place (the caller said why); never what app.sh
+# did not make (OURS 0), nor a link to a venv elsewhere (clearing would empty its target).
 create_venv() {
-	local python=${APP_PYTHON:-python3} clear=()
-	if [[ -e $VENV_DIR || -L $VENV_DIR ]]; then
-		# Never clear what app.sh did not make: the project's own venv, or a link to one
-		# elsewhere (clearing would empty its target).
-		if [[ -L $VENV_DIR || (! -f $BOOTSTRAP_STAMP && -n $(ls -A "$VENV_DIR" 2>/dev/null)) ]]; then
-			die "$(rel "$VENV_DIR") needs recreating (its python does not run, or it names the project's old place)," \
-				"but app.sh did not make it$([[ -L $VENV_DIR ]] && printf ' (a link)') and never clears it; move it away" \
-				"(mv $(rel "$VENV_DIR") $(rel "$VENV_DIR").old), then run: scripts/app.sh bootstrap"
+	local dir=$1 ours=$2 python=${3:-${APP_PYTHON:-python3}} clear=()
+	if [[ -e $dir || -L $dir ]]; then
+		if [[ -L $dir ]] || { ((!ours)) && [[ -n $(ls -A "$dir" 2>/dev/null) ]]; }; then
+			die "$(rel "$dir") needs recreating (its python does not run, or it names the project's old place)," \
+				"but app.sh did not make it$([[ -L $dir ]] && printf ' (a link)') and never clears it; move it away" \
+				"(mv $(rel "$dir") $(rel "$dir").old), then run: scripts/app.sh bootstrap"
 		fi
 		clear=(--clear)
 	fi
 	command -v "$python" >/dev/null 2>&1 || die "no '$python' found; install Python 3 or set APP_PYTHON to an interpreter"
 	if [[ -n $UV ]]; then
-		say "creating $(rel "$VENV_DIR") with uv..."
-		# No --seed: install_jupyter installs the seed packages with the Jupyter stack.
+		say "creating $(rel "$dir") with uv..."
 		# --relocatable: its scripts find their Python relative to themselves, so the
 		# project can move.
-		"$UV" venv --quiet --relocatable ${clear[@]+"${clear[@]}"} --python "$(command -v "$python")" "$VENV_DIR" >&2 ||
-			die "uv could not create $(rel "$VENV_DIR")"
+		"$UV" venv --quiet --relocatable ${clear[@]+"${clear[@]}"} --python "$(command -v "$python")" "$dir" >&2 ||
+			die "uv could not create $(rel "$dir")"
 	else
-		say "creating $(rel "$VENV_DIR") with $python -m venv..."
-		"$python" -m venv ${clear[@]+"${clear[@]}"} "$VENV_DIR" >&2 || die "$python -m venv could not create $(rel "$VENV_DIR")"
+		say "creating $(rel "$dir") with $python -m venv..."
+		"$python" -m venv ${clear[@]+"${clear[@]}"} "$dir" >&2 || die "$python -m venv could not create $(rel "$dir")"
 	fi
 }
 
-# Installs with uv (or pip): the arguments are requirements and installer options.
-# uv runs in the project, so relative paths in requirement files resolve as written.
+# pip_install PYTHON ARGS...: installs into PYTHON's environment with uv (or pip): the
+# arguments are requirements and installer options. uv runs in the project, so relative
+# paths in requirement files resolve as written. The packages APP_EXCLUDE names are kept
+# out of the server's environment.
 pip_install() {
+	local python=$1
+	shift
 	if [[ -n $UV ]]; then
-		# On a terminal uv shows its progress bars; elsewhere (CI, logs) only errors.
 		local -a options=()
-		[[ -t 2 ]] || options+=(--quiet)
-		# uv leaves bytecode to Python's first import, which caches it, unless told not
-		# to (PYTHONDONTWRITEBYTECODE, common in container images): then every start
-		# would compile JupyterLab's imports again (~3 s on 2 cores). pip compiles anyway.
-		[[ -z ${PYTHONDONTWRITEBYTECODE:-} ]] || options+=(--compile-bytecode)
-		[[ -z $EXCLUDED_PACKAGES ]] || options+=(--excludes "$EXCLUDES_FILE")
-		(cd "$PROJECT_ROOT" && "$UV" pip install ${options[@]+"${options[@]}"} --python "$VENV_PYTHON" "$@") >&2
+		install_options
+		[[ -z $EXCLUDED_PACKAGES || $python != "$JUPYTER_PYTHON" ]] || options+=(--excludes "$EXCLUDES_FILE")
+		(cd "$PROJECT_ROOT" && "$UV" pip install ${options[@]+"${options[@]}"} --python "$python" "$@") >&2
 	else
 		# pip reads no pyproject.toml as a requirements file, and has no --extra.
 		local -a args=()
@@ -160,27 +238,46 @@ pip_install() {
 				shift
 			fi
 		done
-		(cd "$PROJECT_ROOT" && "$VENV_PYTHON" -m pip install --disable-pip-version-check ${args[@]+"${args[@]}"}) >&2
+		(cd "$PROJECT_ROOT" && "$python" -m pip install --disable-pip-version-check ${args[@]+"${args[@]}"}) >&2
 	fi
 }
 
-# Step one: the Jupyter stack alone, so that no project dependency can leave the user
+# Sets options, uv's options for every install: on a terminal uv shows its progress
+# bars, elsewhere (CI, logs) only errors. uv leaves bytecode to Python's first import,
+# which caches it, unless told not to (PYTHONDONTWRITEBYTECODE, common in container
+# images): then every start would compile JupyterLab's imports again (~3 s on 2 cores).
+install_options() {
+	[[ -t 2 ]] || options+=(--quiet)
+	[[ -z ${PYTHONDONTWRITEBYTECODE:-} ]] || options+=(--compile-bytecode)
+	return 0
+}
+
+# Step one: the server's environment, so that no project dependency can leave the user
 # without JupyterLab.
-install_jupyter() {
-	jupyter_requirements
+install_server() {
+	local force=$1
 	local -a reinstall=()
+	((force)) || ! server_is_current || return 0
+	jupyter_requirements
+	if ! venv_is_healthy "$JUPYTER_VENV"; then
+		[[ ! -e $JUPYTER_VENV ]] || warn "$(rel "$JUPYTER_VENV") is broken (its python does not run); recreating it"
+		create_venv "$JUPYTER_VENV" 1
+	elif project_moved && ! venv_is_relocatable "$JUPYTER_VENV"; then
+		say "the project moved from $STAMPED_ROOT: recreating $(rel "$JUPYTER_VENV"), whose scripts name the old place"
+		create_venv "$JUPYTER_VENV" 1
+	fi
 	remove_other_server_packages
 	# Files deleted from an installed package: installers see it as installed.
-	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]] && ((! SERVER_SWITCHED)); then
-		warn "$(rel "$VENV_DIR") is damaged (jupyter-lab is missing); reinstalling"
+	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]] && ((!SERVER_SWITCHED)); then
+		warn "$(rel "$JUPYTER_VENV") is damaged ($(basename "$JUPYTER_LAB") is missing); reinstalling"
 		if [[ -n $UV ]]; then reinstall=(--reinstall); else reinstall=(--force-reinstall); fi
 	fi
 	if [[ -z $UV && ${APP_INSTALLER:-uv} == uv ]]; then
-		# No uv on this machine: pip installs uv into the venv in ~2 s, and uv then
-		# installs JupyterLab in ~2 s where pip alone takes ~40 s.
-		say "installing uv into $(rel "$VENV_DIR") (no uv on PATH)..."
-		if "$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check uv >&2; then
-			UV=$VENV_DIR/bin/uv
+		# No uv on this machine: pip installs uv into the server's venv in ~2 s, and uv
+		# then installs JupyterLab in ~2 s where pip alone takes ~40 s.
+		say "installing uv into $(rel "$JUPYTER_VENV") (no uv on PATH)..."
+		if "$JUPYTER_PYTHON" -m pip install --quiet --disable-pip-version-check uv >&2; then
+			UV=$JUPYTER_VENV/bin/uv
 		else
 			warn "could not install uv; falling back to pip (slower)"
 		fi
@@ -189,17 +286,15 @@ install_jupyter() {
 	[[ -z ${PYTHONDONTWRITEBYTECODE:-} || -z $UV ]] ||
 		say "PYTHONDONTWRITEBYTECODE is set: compiling bytecode now, so starts stay fast"
 	write_excludes_file
-	seed_packages
-	say "installing ${REQUIREMENTS[*]}..."
-	pip_install ${reinstall[@]+"${reinstall[@]}"} "${REQUIREMENTS[@]}" ${SEED_PACKAGES[@]+"${SEED_PACKAGES[@]}"} || return 1
+	say "installing ${REQUIREMENTS[*]} into $(rel "$JUPYTER_VENV")..."
+	pip_install "$JUPYTER_PYTHON" ${reinstall[@]+"${reinstall[@]}"} "${REQUIREMENTS[@]}" || return 1
 	remove_excluded_packages
 }
 
-# Sets SEED_PACKAGES to what `uv venv --seed` would put in a venv that has no pip: pip,
-# so `%pip install` works in notebooks, and below Python 3.12 setuptools and wheel.
-# Installed with the Jupyter stack, in its resolution: --seed resolves them on its own
-# first, and its index requests cost ~0.6 s of a warm bootstrap. `python -m venv` seeds
-# pip itself.
+# Sets SEED_PACKAGES to what `uv venv --seed` would put in the project's venv when it has
+# no pip: pip, so `%pip install` works in notebooks, and below Python 3.12 setuptools
+# and wheel. Installed with the project's dependencies, in their resolution: --seed
+# resolves them on its own first (~0.6 s more). `python -m venv` seeds pip itself.
 seed_packages() {
 	local minor
 	SEED_PACKAGES=()
@@ -215,11 +310,11 @@ seed_packages() {
 
 # A pyproject.toml that declares nothing bootstrap reads may be one it cannot read: a
 # merge conflict or a typo in [project] must fail, not pass as "no dependencies". The
-# venv's Python checks it (tomllib, Python 3.11+; older ones are not asked).
+# server's Python checks it (tomllib, Python 3.11+; older ones are not asked).
 pyproject_parses() {
 	local problem
 	[[ -f $PROJECT_ROOT/pyproject.toml && " ${DEPENDENCY_FILES[*]-} " != *" pyproject.toml "* ]] || return 0
-	problem=$("$VENV_PYTHON" -I -c '
+	problem=$("$JUPYTER_PYTHON" -I -c '
 import sys
 try:
     import tomllib
@@ -236,27 +331,235 @@ except (OSError, ValueError) as error:
 	return 1
 }
 
-# Step two: the project's own dependencies and package, resolved together with the
-# Jupyter stack so neither breaks the other. Sets DEPENDENCIES_STATE (ok, failed, none).
+# Step two: the project's environment, by its owner. Sets DEPENDENCIES_STATE (ok,
+# failed, none). The environment exists afterwards, whatever its dependencies did.
 install_project() {
 	DEPENDENCIES_STATE=none
 	report_environment_yml
+	migrate_previous_layout
+	case $ENV_OWNER in
+	uv) sync_with_uv ;;
+	poetry | pdm) sync_with_tool "$ENV_OWNER" ;;
+	*) install_into_own_venv ;;
+	esac
+}
+
+# Without a lock: app.sh's own .venv, with what requirements.txt and pyproject.toml
+# declare (and the project itself, editable, when it is a package).
+install_into_own_venv() {
+	if ! venv_is_healthy "$VENV_DIR"; then
+		[[ ! -e $VENV_DIR ]] || warn "$(rel "$VENV_DIR") is broken (its python does not run); recreating it"
+		create_venv "$VENV_DIR" "$(venv_is_ours && echo 1 || echo 0)"
+		mark_venv_ours
+	elif project_moved && ! venv_is_relocatable "$VENV_DIR" && venv_is_ours; then
+		say "the project moved from $STAMPED_ROOT: recreating $(rel "$VENV_DIR"), whose scripts name the old place"
+		create_venv "$VENV_DIR" 1
+		mark_venv_ours
+	fi
+	seed_packages
 	if ! pyproject_parses; then
 		DEPENDENCIES_STATE=failed
 		return 0
 	fi
-	((${#PROJECT_INSTALL_ARGS[@]} > 0)) || return 0
+	if ((${#PROJECT_INSTALL_ARGS[@]} == 0)); then
+		((${#SEED_PACKAGES[@]} == 0)) || pip_install "$VENV_PYTHON" "${SEED_PACKAGES[@]}" || true
+		return 0
+	fi
 	if [[ -z $UV ]] && [[ " ${PROJECT_INSTALL_ARGS[*]} " == *" --extra "* || " ${PROJECT_INSTALL_ARGS[*]} " == *"/pyproject.toml "* ]]; then
 		warn "pip cannot install pyproject.toml's dependencies (or extras) without building the project; use APP_INSTALLER=uv"
 	fi
 	local what=${DEPENDENCY_FILES[*]-}
-	((! PROJECT_PACKAGE)) || what+=", the project itself, editable"
-	say "installing the project's dependencies ($what)..."
-	if pip_install "${REQUIREMENTS[@]}" "${PROJECT_INSTALL_ARGS[@]}"; then
+	((!PROJECT_PACKAGE)) || what+=", the project itself, editable"
+	say "installing the project's dependencies ($what) into $(rel "$VENV_DIR")..."
+	if pip_install "$VENV_PYTHON" "${PROJECT_INSTALL_ARGS[@]}" ${SEED_PACKAGES[@]+"${SEED_PACKAGES[@]}"}; then
 		DEPENDENCIES_STATE=ok
-		remove_excluded_packages
 	else
 		DEPENDENCIES_STATE=failed
+		# The kernel still needs a Python: the seed packages alone.
+		((${#SEED_PACKAGES[@]} == 0)) || pip_install "$VENV_PYTHON" "${SEED_PACKAGES[@]}" >/dev/null 2>&1 || true
+	fi
+}
+
+mark_venv_ours() {
+	printf '%s\n' "made by scripts/app.sh bootstrap: it may recreate this environment" 2>/dev/null >"$VENV_MARK" || true
+}
+
+# A uv project: `uv sync --frozen`, what `uv run` does, exactly the lock (with the extras
+# and groups of APP_EXTRAS and APP_GROUPS), in .venv. A .venv app.sh did not make keeps
+# what was installed into it by hand (--inexact).
+sync_with_uv() {
+	local name list existed=0
+	local -a options=() args=(sync --frozen)
+	[[ ! -d $VENV_DIR ]] || existed=1
+	[[ -n $UV ]] || die "this project is uv's (uv.lock), and uv is missing; install uv (https://docs.astral.sh/uv/), then run: scripts/app.sh bootstrap"
+	install_options
+	venv_is_ours || ((!existed)) || args+=(--inexact)
+	list=${APP_EXTRAS:-}
+	for name in ${list//,/ }; do args+=(--extra "$name"); done
+	list=${APP_GROUPS:-}
+	for name in ${list//,/ }; do args+=(--group "$name"); done
+	[[ -z ${APP_PYTHON:-} ]] || args+=(--python "$APP_PYTHON")
+	say "syncing $(rel "$VENV_DIR") with uv.lock (uv ${args[*]})..."
+	if (cd "$PROJECT_ROOT" && unset VIRTUAL_ENV && UV_PROJECT_ENVIRONMENT=$VENV_DIR "$UV" "${args[@]}" ${options[@]+"${options[@]}"}) >&2; then
+		DEPENDENCIES_STATE=ok
+	else
+		DEPENDENCIES_STATE=failed
+	fi
+	((existed)) || [[ ! -d $VENV_DIR ]] || mark_venv_ours
+	[[ -d $VENV_DIR ]] || die "uv made no $(rel "$VENV_DIR") (see above); fix it, then run: scripts/app.sh bootstrap"
+}
+
+# A poetry or pdm project: the tool installs its lock into .venv (the one in the
+# project, which both use when it exists). The tool on PATH, else run by uv
+# (`uvx poetry`): either way exactly the locked versions.
+sync_with_tool() {
+	local tool=$1 name list existed=0
+	local -a command args
+	[[ ! -d $VENV_DIR ]] || existed=1
+	if command -v "$tool" >/dev/null 2>&1; then
+		command=("$tool")
+	elif [[ -n $UV ]]; then
+		say "$tool is not on PATH: running it with uv (uv tool run $tool)"
+		command=("$UV" tool run --quiet "$tool")
+	else
+		die "this project is $tool's ($LOCK_FILE), and neither $tool nor uv is installed; install $tool, then run: scripts/app.sh bootstrap"
+	fi
+	list=${APP_EXTRAS:-}
+	if [[ $tool == poetry ]]; then
+		args=(install --no-interaction)
+		[[ -z $list ]] || args+=(--extras "${list//,/ }")
+		list=${APP_GROUPS:-}
+		for name in ${list//,/ }; do args+=(--with "$name"); done
+	else
+		# Extras and dependency groups alike are pdm's groups.
+		args=(sync --no-interaction)
+		list+=,${APP_GROUPS:-}
+		for name in ${list//,/ }; do args+=(--group "$name"); done
+	fi
+	say "installing $LOCK_FILE into $(rel "$VENV_DIR") ($tool ${args[*]})..."
+	if (cd "$PROJECT_ROOT" && unset VIRTUAL_ENV && POETRY_VIRTUALENVS_IN_PROJECT=true POETRY_VIRTUALENVS_CREATE=true \
+		PDM_VENV_IN_PROJECT=true PDM_USE_VENV=true "${command[@]}" "${args[@]}" </dev/null) >&2; then
+		DEPENDENCIES_STATE=ok
+	else
+		DEPENDENCIES_STATE=failed
+	fi
+	((existed)) || [[ ! -d $VENV_DIR ]] || mark_venv_ours
+	venv_is_healthy "$VENV_DIR" ||
+		die "$tool made no working $(rel "$VENV_DIR") (see above); fix it, then run: scripts/app.sh bootstrap"
+}
+
+# A .venv bootstrapped by an earlier release holds JupyterLab beside the project's
+# packages: the packages only the server needed go (what the project, or anything
+# installed by hand, needs stays), and .venv is the project's environment from now on.
+migrate_previous_layout() {
+	local unused
+	[[ -f $LEGACY_STAMP ]] || return 0
+	if venv_is_healthy "$VENV_DIR"; then
+		unused=$(packages_only_needed_by "$VENV_PYTHON" -- "${JUPYTER_REQUIREMENTS[@]}" \
+			"${SERVER_SIDE_EXECUTION_REQUIREMENTS[@]}" "${JUPYVERSE_REQUIREMENTS[@]}") || unused=""
+		if [[ -n $unused ]]; then
+			say "moving JupyterLab out of $(rel "$VENV_DIR") (now in $(rel "$JUPYTER_VENV")): removing the" \
+				"$(wc -w <<<"$unused" | tr -d ' ') packages only the server needed..."
+			# shellcheck disable=SC2086 # names, one a word
+			pip_uninstall "$VENV_PYTHON" $unused
+		fi
+	fi
+	rm -f "$VENV_DIR/.app-excludes.txt" "$VENV_DIR/share/jupyter/lab/settings/overrides.d/jupyter-template.json" \
+		"$VENV_DIR/etc/jupyter/labconfig/page_config.json"
+	mark_venv_ours
+	rm -f "$LEGACY_STAMP"
+}
+
+# Sets LEGACY_SERVER_PID to the running server when an earlier release started it from
+# .venv (the previous layout): bootstrap leaves .venv alone until restart stops it.
+legacy_server_running() {
+	LEGACY_SERVER_PID=""
+	[[ -f $LEGACY_STAMP && (-f $PID_FILE || -f $LEGACY_PID_FILE) ]] || return 1
+	scan_project
+	[[ -n $TRACKED_PID ]] || return 1
+	[[ $(args_of "$TRACKED_PID") == "$VENV_DIR/bin/"* ]] || return 1
+	LEGACY_SERVER_PID=$TRACKED_PID
+}
+
+# Step three: ipykernel for the project's Python, in .jupyter_venv/kernel/pythonX.Y.
+# Resolved with the versions the project's environment holds as constraints, so what
+# both need is the project's version (which the kernel imports first anyway); when
+# they cannot agree, ipykernel's own versions, with a warning. Built beside the old
+# one and swapped in, so a kernel starting meanwhile finds a whole one; done again only
+# when the project's Python or packages changed.
+install_kernel_support() {
+	local inputs new old
+	kernel_support_path
+	# The inputs: the requirement and the project's versions of what is in the directory.
+	inputs=$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$KERNEL_SUPPORT")" | cksum)
+	if [[ -d $KERNEL_SUPPORT/ipykernel && $(cat "$KERNEL_SUPPORT/.app-inputs" 2>/dev/null) == "$inputs" ]]; then
+		return 0
+	fi
+	new=$KERNEL_SUPPORT.new old=$KERNEL_SUPPORT.old
+	rm -rf "$new" "$old"
+	{ mkdir -p "$KERNEL_SUPPORT_DIR" && project_constraints >"$KERNEL_SUPPORT_DIR/constraints.txt"; } ||
+		die "cannot write in $(rel "$KERNEL_SUPPORT_DIR"); is the disk full?"
+	say "installing ${KERNEL_REQUIREMENTS[*]} for the project's Python into $(rel "$KERNEL_SUPPORT")..."
+	if ! install_into "$new" -c "$KERNEL_SUPPORT_DIR/constraints.txt" "${KERNEL_REQUIREMENTS[@]}" 2>/dev/null; then
+		rm -rf "$new"
+		if install_into "$new" -c "$KERNEL_SUPPORT_DIR/constraints.txt" ipykernel 2>/dev/null; then
+			say "the project's packages pin what ${KERNEL_REQUIREMENTS[*]} needs: using the ipykernel that fits them"
+		else
+			rm -rf "$new"
+			install_into "$new" "${KERNEL_REQUIREMENTS[@]}" || return 1
+			warn "no ipykernel fits the versions the project's environment holds; the kernel adds" \
+				"${KERNEL_REQUIREMENTS[*]} after them, and may fail to start (see the server log)"
+		fi
+	fi
+	printf '%s\n' "$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$new")" | cksum)" >"$new/.app-inputs"
+	[[ ! -d $KERNEL_SUPPORT ]] || mv "$KERNEL_SUPPORT" "$old"
+	mv "$new" "$KERNEL_SUPPORT" || return 1
+	rm -rf "$old"
+	# Other Pythons' (the project's changed): nothing runs them any more.
+	for old in "$KERNEL_SUPPORT_DIR"/python*; do
+		[[ $old == "$KERNEL_SUPPORT" || ! -d $old ]] || rm -rf "$old"
+	done
+	return 0
+}
+
+# project_constraints [DIR]: prints the project environment's distributions as
+# constraints (name==version), one a line; not the ones installed from a path or URL
+# (the project itself). With DIR, only those of the distributions installed in DIR.
+project_constraints() {
+	local dir names="" name
+	if [[ -n ${1:-} ]]; then
+		for dir in "$1"/*.dist-info; do
+			name=${dir##*/}
+			names+=" ${name%%-*}"
+		done
+		names=" $(printf '%s' "$names" | tr 'A-Z_.' 'a-z--') "
+	fi
+	{
+		if [[ -n $UV ]]; then
+			"$UV" pip freeze --python "$VENV_PYTHON" 2>/dev/null
+		else
+			"$VENV_PYTHON" -m pip freeze --disable-pip-version-check 2>/dev/null
+		fi
+	} | awk -v names="$names" '/^[A-Za-z0-9][A-Za-z0-9._-]*==[^ @]+$/ {
+		name = tolower(substr($0, 1, index($0, "==") - 1)); gsub(/[-_.]+/, "-", name)
+		if (names == "" || index(names, " " name " ")) print }'
+	return 0
+}
+
+# install_into DIR ARGS...: installs the requirements of ARGS into the directory DIR,
+# for the project's Python.
+install_into() {
+	local dir=$1
+	shift
+	if [[ -n $UV ]]; then
+		local -a options=()
+		install_options
+		"$UV" pip install ${options[@]+"${options[@]}"} --python "$VENV_PYTHON" --target "$dir" "$@" >&2
+	elif "$VENV_PYTHON" -m pip --version >/dev/null 2>&1; then
+		"$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check --target "$dir" "$@" >&2
+	else
+		warn "neither uv nor pip can install for $(rel "$VENV_PYTHON"); install uv, or unset APP_INSTALLER"
+		return 1
 	fi
 }
 
@@ -271,9 +574,10 @@ report_environment_yml() {
 	return 0
 }
 
-# Packages bootstrap never installs: rfc3987-syntax builds ~35 Lark parsers when
-# JupyterLab imports jsonschema's format checkers (half its start-up time), for the
-# 'iri' formats no Jupyter schema uses (jupyter_server#1559). APP_EXCLUDE='' keeps it.
+# Packages bootstrap never installs into the server's venv: rfc3987-syntax builds ~35
+# Lark parsers when JupyterLab imports jsonschema's format checkers (half its start-up
+# time), for the 'iri' formats no Jupyter schema uses (jupyter_server#1559).
+# APP_EXCLUDE='' keeps it.
 write_excludes_file() {
 	[[ -n $EXCLUDED_PACKAGES ]] || return 0
 	# A list of names, split on purpose (load_settings allows no glob characters).
@@ -288,44 +592,47 @@ remove_excluded_packages() {
 	say "removing $EXCLUDED_PRESENT (it only slows JupyterLab's start)..."
 	# Names only (load_settings checked them): split on purpose.
 	# shellcheck disable=SC2086
-	pip_uninstall $EXCLUDED_PRESENT
+	pip_uninstall "$JUPYTER_PYTHON" $EXCLUDED_PRESENT
 }
 
-# Sets EXCLUDED_PRESENT to the excluded packages the venv holds (space-separated).
+# Sets EXCLUDED_PRESENT to the excluded packages the server's venv holds (space-separated).
 excluded_packages_present() {
 	local package
 	EXCLUDED_PRESENT=""
 	for package in $EXCLUDED_PACKAGES; do
-		set -- "$VENV_DIR"/lib/python*/site-packages/"${package//-/_}"-*.dist-info
+		set -- "$JUPYTER_VENV"/lib/python*/site-packages/"${package//-/_}"-*.dist-info
 		[[ ! -e $1 ]] || EXCLUDED_PRESENT+=${EXCLUDED_PRESENT:+ }$package
 	done
 	return 0
 }
 
-# Uninstalls the packages from the venv, with uv (or pip).
+# pip_uninstall PYTHON NAMES...: uninstalls the packages from PYTHON's environment, with
+# uv (or pip).
 pip_uninstall() {
+	local python=$1
+	shift
 	if [[ -n $UV ]]; then
-		"$UV" pip uninstall --quiet --python "$VENV_PYTHON" "$@" >&2
+		"$UV" pip uninstall --quiet --python "$python" "$@" >&2
 	else
-		"$VENV_PYTHON" -m pip uninstall --quiet --yes "$@" >&2
+		"$python" -m pip uninstall --quiet --yes "$@" >&2
 	fi
 }
 
 # Server-side execution turned off (copier update): its server extensions must go,
-# or they keep loading. A project's own dependency files may bring them back.
+# or they keep loading.
 remove_server_side_execution_if_off() {
 	[[ $SERVER_SIDE_EXECUTION != true ]] || return 0
-	[[ -f $VENV_DIR/etc/jupyter/jupyter_server_config.d/jupyter_server_nbmodel.json ]] || return 0
+	[[ -f $JUPYTER_VENV/etc/jupyter/jupyter_server_config.d/jupyter_server_nbmodel.json ]] || return 0
 	say "server-side execution is off: removing ${SERVER_SIDE_EXECUTION_PACKAGES[*]}..."
-	pip_uninstall "${SERVER_SIDE_EXECUTION_PACKAGES[@]}"
+	pip_uninstall "$JUPYTER_PYTHON" "${SERVER_SIDE_EXECUTION_PACKAGES[@]}"
 }
 
 # The server switched (copier update -d server=...): the packages only the other
-# server needed go; what anything else in the venv (the project's dependencies, the
-# user's own) still needs stays. Before the new server's install, since the two
-# servers' packages write the same files (jupyterlab-js and jupyterlab both install
-# share/jupyter/lab): what the new server shares with the old comes back with it.
-# Sets SERVER_SWITCHED=1 when the other server was installed.
+# server needed go; what anything else in the venv still needs stays. Before the new
+# server's install, since the two servers' packages write the same files
+# (jupyterlab-js and jupyterlab both install share/jupyter/lab): what the new server
+# shares with the old comes back with it. Sets SERVER_SWITCHED=1 when the other server
+# was installed.
 remove_other_server_packages() {
 	local -a other
 	local unused
@@ -337,31 +644,32 @@ remove_other_server_packages() {
 	fi
 	venv_has_other_server || return 0
 	SERVER_SWITCHED=1
-	unused=$(packages_only_needed_by "${REQUIREMENTS[@]}" -- "${other[@]}") || return 0
+	unused=$(packages_only_needed_by "$JUPYTER_PYTHON" "${REQUIREMENTS[@]}" -- "${other[@]}") || return 0
 	[[ -n $unused ]] || return 0
 	say "the server is now $SERVER: removing the $(wc -w <<<"$unused" | tr -d ' ') packages only the other server needed..."
 	# shellcheck disable=SC2086 # names, one a word
-	pip_uninstall $unused
+	pip_uninstall "$JUPYTER_PYTHON" $unused
 }
 
-# The venv holds the server this project had before a copier update switched it.
+# The server's venv holds the server this project had before a copier update switched it.
 venv_has_other_server() {
 	local marker=jupyverse
 	[[ $SERVER != jupyverse ]] || marker=jupyter_server
-	set -- "$VENV_DIR"/lib/python*/site-packages/"$marker"-*.dist-info
+	set -- "$JUPYTER_VENV"/lib/python*/site-packages/"$marker"-*.dist-info
 	[[ -e $1 ]]
 }
 
-# Sets STATUS_VENV, what the venv is: missing; unbootstrapped, the project's own (no
-# stamp: app.sh did not make it, bootstrap fills it); broken, app.sh's without Python or
-# the server; switched, made for the other server before a copier update switched it
-# (bootstrap installs the new one); ok.
+# Sets STATUS_VENV, what the server's venv is: missing (start bootstraps); previous, the
+# layout of an earlier release (JupyterLab in .venv; start and bootstrap move it, restart
+# while it runs); broken, app.sh's without Python or the server; switched, made for the
+# other server before a copier update switched it (bootstrap installs the new one); ok.
+# ENV_STATE, the project's .venv: missing, broken (its Python does not run), ok.
 classify_venv() {
-	if [[ ! -d $VENV_DIR ]]; then
+	if [[ -f $LEGACY_STAMP && ! -f $BOOTSTRAP_STAMP ]]; then
+		STATUS_VENV=previous
+	elif [[ ! -d $JUPYTER_VENV || ! -f $BOOTSTRAP_STAMP ]]; then
 		STATUS_VENV=missing
-	elif [[ ! -f $BOOTSTRAP_STAMP ]]; then
-		STATUS_VENV=unbootstrapped
-	elif [[ ! -x $VENV_PYTHON ]]; then
+	elif [[ ! -x $JUPYTER_PYTHON ]]; then
 		STATUS_VENV=broken
 	elif [[ -x $JUPYTER_LAB ]]; then
 		STATUS_VENV=ok
@@ -370,30 +678,44 @@ classify_venv() {
 	else
 		STATUS_VENV=broken
 	fi
+	if [[ ! -d $VENV_DIR ]]; then
+		ENV_STATE=missing
+	elif [[ -x $VENV_PYTHON ]]; then
+		ENV_STATE=ok
+	else
+		ENV_STATE=broken
+	fi
 }
 
 # The server this project does not use: jupyter-server or jupyverse.
 other_server() { if [[ $SERVER == jupyverse ]]; then printf jupyter-server; else printf jupyverse; fi; }
 
-# Prints the installed distributions that only the requirements after -- need (with
-# their dependencies, as installed), none that the requirements before -- or any other
-# installed distribution needs.
+# packages_only_needed_by PYTHON WANTED... -- OTHER...: prints the distributions
+# installed in PYTHON's environment that only the OTHER requirements need (with their
+# dependencies, as installed), none that WANTED or any other installed distribution needs.
 packages_only_needed_by() {
-	"$VENV_PYTHON" -I "$PROJECT_ROOT/scripts/venv_packages.py" "$@"
+	local python=$1
+	shift
+	"$python" -I "$PROJECT_ROOT/scripts/venv_packages.py" "$@"
 }
 
-# Spec section 2: the kernel lives in the venv, never in the user's kernel directory.
-# Writes what `python -m ipykernel install --sys-prefix --name ... --display-name ...
-# --env ...` writes (ipykernel's kernelspec.py: its logos and this kernel.json, indent 1),
-# without importing ipykernel, jupyter_client and traitlets (~0.3 s, and ~1 s more
-# compiling their bytecode on a new venv). A test compares it with ipykernel's own.
+# Spec section 2: the kernel lives in the venv, never in the user's kernel directory:
+# .venv/share/jupyter/kernels/NAME (the server finds it through JUPYTER_PATH). Writes
+# what `python -m ipykernel install --sys-prefix --name ... --display-name ... --env ...`
+# writes (ipykernel's logos and a kernel.json, indent 1), but the command is the
+# project's Python running scripts/kernel_launcher.py, which adds ipykernel from
+# .jupyter_venv/kernel (KERNEL_SUPPORT); the tool that owns the environment is named,
+# so that %pip install can say how to add a package for good. A test compares it with
+# ipykernel's own.
 register_kernel() {
+	local owner=()
+	[[ $ENV_OWNER == app ]] || owner=("--owner=$ENV_OWNER")
 	say "registering kernel '$PROJECT_NAME' ($DISPLAY_NAME) in $(rel "$VENV_DIR")..."
-	"$VENV_PYTHON" -I -c '
+	"$VENV_PYTHON" -I -S -c '
 import json, os, shutil, sys
-from importlib.util import find_spec
-destination, display_name, *env = sys.argv[1:]
-argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+destination, resources, display_name, python, launcher, owner = sys.argv[1:7]
+env = sys.argv[7:]
+argv = [python, launcher] + ([owner] if owner else []) + ["-f", "{connection_file}"]
 if sys.implementation.name == "cpython":  # debugpy: no frozen modules
     argv.insert(1, "-Xfrozen_modules=off")
 spec = {
@@ -404,12 +726,12 @@ spec = {
     "kernel_protocol_version": "5.5",
     "env": dict(zip(env[::2], env[1::2])),
 }
-resources = os.path.join(find_spec("ipykernel").submodule_search_locations[0], "resources")
 if os.path.isdir(destination):
     shutil.rmtree(destination)
 shutil.copytree(resources, destination)
 with open(os.path.join(destination, "kernel.json"), "w") as file:
-    json.dump(spec, file, indent=1)' "${KERNEL_SPEC%/*}" "$DISPLAY_NAME" \
+    json.dump(spec, file, indent=1)' "${KERNEL_SPEC%/*}" "$KERNEL_SUPPORT/ipykernel/resources" "$DISPLAY_NAME" \
+		"$VENV_PYTHON" "$KERNEL_LAUNCHER" "${owner[0]-}" \
 		IPYTHONDIR "$PROJECT_ROOT/.ipython" MPLCONFIGDIR "$PROJECT_ROOT/.cache/matplotlib"
 }
 
@@ -428,8 +750,9 @@ with open(os.path.join(destination, "kernel.json"), "w") as file:
 #   do. A user of source extensions runs `jupyter lab build` after installing them, as
 #   before. Written once, only when absent: labextension disable --sys-prefix merges in.
 apply_venv_defaults() {
-	[[ -d $VENV_DIR ]] || return 0
-	if [[ $PROJECT_NAME != python3 && -d $NATIVE_KERNEL_DIR ]]; then
+	[[ -d $JUPYTER_VENV ]] || return 0
+	# In a .venv its package manager owns, ipykernel's spec is a file of the project's own ipykernel.
+	if [[ $PROJECT_NAME != python3 && -d $NATIVE_KERNEL_DIR ]] && venv_is_ours; then
 		rm -rf "$NATIVE_KERNEL_DIR" || warn "cannot remove $(rel "$NATIVE_KERNEL_DIR")"
 	fi
 	if [[ ! -e $LAB_PAGE_CONFIG_FILE ]]; then
@@ -475,27 +798,27 @@ run_bootstrap() {
 	DEPENDENCIES_STATE=current
 	create_isolation_dirs
 	dependency_files
-	if ((! force)) && bootstrap_is_current; then
+	if ((!force)) && bootstrap_is_current; then
 		apply_venv_defaults
 		say "already bootstrapped; nothing changed (use --force to reinstall)"
 		return 0
 	fi
-	find_uv
-	if ! venv_is_healthy; then
-		[[ -e $VENV_DIR ]] && warn "$(rel "$VENV_DIR") is broken (its python does not run); recreating it"
-		create_venv
-	elif project_moved && ! venv_is_relocatable; then
-		say "the project moved from $STAMPED_ROOT: recreating $(rel "$VENV_DIR"), whose scripts name the old place"
-		create_venv
+	if legacy_server_running; then
+		warn "the running server (PID $LEGACY_SERVER_PID) runs from $(rel "$VENV_DIR"), as an earlier release" \
+			"laid it out; nothing changed. Move it to $(rel "$JUPYTER_VENV") with: scripts/app.sh restart"
+		return 0
 	fi
-	install_jupyter || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
-	register_kernel || die "registering the kernel failed (see above)"
+	find_uv
+	install_server "$force" || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
 	install_project
+	install_kernel_support || die "installing ipykernel for the project's Python failed (see above); fix it and run: scripts/app.sh bootstrap"
+	register_kernel || die "registering the kernel failed (see above)"
 	apply_venv_defaults
 	fingerprint=$(bootstrap_fingerprint)
 	# The project root tells a later command that the project moved; the dependencies'
 	# state, that they still need a bootstrap.
-	printf '%s\n%s\n%s\n' "$fingerprint" "root=$PROJECT_ROOT" "dependencies=$DEPENDENCIES_STATE" 2>/dev/null >"$BOOTSTRAP_STAMP" ||
+	printf '%s\n%s\n%s\n%s\n' "$fingerprint" "root=$PROJECT_ROOT" "dependencies=$DEPENDENCIES_STATE" \
+		"server=$(server_fingerprint)" 2>/dev/null >"$BOOTSTRAP_STAMP" ||
 		die "cannot write $(rel "$BOOTSTRAP_STAMP"); is the disk full?"
 	warn_user_kernel_collision
 	report_what_still_runs_the_old_venv
@@ -504,8 +827,16 @@ run_bootstrap() {
 			"JupyterLab works without them. Fix ${DEPENDENCY_FILES[*]-them}, then run: scripts/app.sh bootstrap"
 		return 0
 	fi
-	say "bootstrapped in $((SECONDS - started))s: kernel '$PROJECT_NAME' ready in $(rel "$VENV_DIR")"
+	say "bootstrapped in $((SECONDS - started))s: kernel '$PROJECT_NAME' ready, running $(rel "$VENV_DIR") ($(env_owner_words))"
 	hint_missing_imports
+}
+
+# Who keeps the project's environment, in words.
+env_owner_words() {
+	case $ENV_OWNER in
+	app) printf "app.sh's: %s" "${DEPENDENCY_FILES[*]:-no dependencies declared}" ;;
+	*) printf "%s's, exactly %s" "$ENV_OWNER" "$LOCK_FILE" ;;
+	esac
 }
 
 # Prints, one a line, what the project's notebooks import that is neither in Python's
@@ -570,7 +901,9 @@ hint_missing_imports() {
 # missing_imports_remedy STATE: how to install what the notebooks import, given the state
 # of the project's dependencies at the last bootstrap (ok or failed).
 missing_imports_remedy() {
-	if [[ $1 == failed ]]; then
+	if [[ $ENV_OWNER != app ]]; then
+		printf '%s' "add them with: $ENV_OWNER add NAME (the kernel has them after a restart)"
+	elif [[ $1 == failed ]]; then
 		printf '%s' "the project's dependencies failed to install at the last bootstrap; fix" \
 			" ${DEPENDENCY_FILES[*]-them}, then run: scripts/app.sh bootstrap (it shows the installer's reason)"
 	elif grep -q '^\[project\.optional-dependencies\]' "$PROJECT_ROOT/pyproject.toml" 2>/dev/null; then

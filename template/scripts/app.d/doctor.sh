@@ -17,7 +17,7 @@ check() {
 # Entries of spec section 10 (and the venv) that git would not ignore.
 unignored_entries() {
 	local entry missing=""
-	for entry in .jupyter_config .jupyter_data .jupyter_runtime .ipython .cache .logs .run .venv; do
+	for entry in .jupyter_config .jupyter_data .jupyter_runtime .ipython .cache .logs .run .venv .jupyter_venv; do
 		if git -C "$PROJECT_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
 			git -C "$PROJECT_ROOT" check-ignore -q "$entry/" 2>/dev/null || missing+=" $entry/"
 		elif ! grep -qxE "/?\\$entry/?" "$PROJECT_ROOT/.gitignore" 2>/dev/null; then
@@ -69,9 +69,12 @@ cmd_doctor() {
 		check WARN "nothing that only slows the start" "$EXCLUDED_PRESENT in the venv costs every start ~1 s; remove it: scripts/app.sh bootstrap --force"
 	fi
 	if [[ $STATUS_VENV == ok ]] && bootstrap_is_current; then
-		check PASS "venv bootstrapped" "$(rel "$VENV_DIR"), Python $PYTHON_VERSION, dependencies current"
-	elif [[ $STATUS_VENV == unbootstrapped ]]; then
-		check FAIL "venv bootstrapped" "$(rel "$VENV_DIR") was not made by app.sh (no project kernel in it); run: scripts/app.sh bootstrap"
+		check PASS "venv bootstrapped" "$(rel "$JUPYTER_VENV") ($SERVER); $(rel "$VENV_DIR"), Python $PYTHON_VERSION, $(env_owner_words)"
+	elif [[ $STATUS_VENV == previous ]]; then
+		check FAIL "venv bootstrapped" "JupyterLab is in $(rel "$VENV_DIR"), as an earlier release laid it out; move it to" \
+			"$(rel "$JUPYTER_VENV") with: scripts/app.sh start (restart, while it runs)"
+	elif [[ $ENV_STATE != ok ]]; then
+		check FAIL "venv bootstrapped" "the project's environment $(rel "$VENV_DIR") is $ENV_STATE; run: scripts/app.sh bootstrap"
 	elif [[ $STATUS_VENV == switched ]]; then
 		check FAIL "venv bootstrapped" "made for $(other_server), and the server is now $SERVER; run: scripts/app.sh restart (or bootstrap)"
 	elif [[ $STATUS_VENV != ok ]]; then
@@ -225,8 +228,8 @@ rel_dir() {
 # Whether the venv's kernel spec names this venv's Python and this project's
 # IPYTHONDIR and MPLCONFIGDIR (parsed as JSON: a path may hold quotes).
 kernel_spec_is_current() {
-	[[ -f $KERNEL_SPEC && -x $VENV_PYTHON ]] || return 1
-	"$VENV_PYTHON" -I -S -c '
+	[[ -f $KERNEL_SPEC && -x $JUPYTER_PYTHON ]] || return 1
+	"$JUPYTER_PYTHON" -I -S -c '
 import json, os, sys
 spec = json.load(open(sys.argv[1], encoding="utf-8"))
 env, argv = spec.get("env", {}), spec.get("argv", [""])
@@ -272,7 +275,7 @@ template_check() {
 # it is killed with everything it started (git, for copier); exits 124 then. macOS has
 # no timeout(1): Python does it, the venv's or the system's.
 run_with_timeout() {
-	local python=$VENV_PYTHON
+	local python=$JUPYTER_PYTHON
 	[[ -x $python ]] || python=$(command -v python3) || {
 		"${@:2}"
 		return

@@ -47,7 +47,7 @@ register_project() {
 # status --all, status --port, stop --all, stop --idle: scripts/all_projects.py with
 # the given arguments, run by the venv's Python, else python3.
 machine_helper() {
-	local python=$VENV_PYTHON helper=$PROJECT_ROOT/scripts/$MACHINE_HELPER_NAME
+	local python=$JUPYTER_PYTHON helper=$PROJECT_ROOT/scripts/$MACHINE_HELPER_NAME
 	[[ -f $helper ]] || die "scripts/$MACHINE_HELPER_NAME is missing; bring it back with: copier update --trust"
 	if ! venv_is_healthy; then
 		python=$(command -v python3 2>/dev/null) || die "this needs Python: run scripts/app.sh bootstrap, or install python3"
@@ -72,7 +72,7 @@ execution_status() {
 		evidence=$(grep 'extension was successfully loaded' "$LOG_FILE" || true)
 		where="loaded"
 	else
-		evidence=$(cat "$VENV_DIR"/etc/jupyter/jupyter_server_config.d/*.json 2>/dev/null || true)
+		evidence=$(cat "$JUPYTER_VENV"/etc/jupyter/jupyter_server_config.d/*.json 2>/dev/null || true)
 	fi
 	for extension in "${SERVER_SIDE_EXECUTION_EXTENSIONS[@]}"; do
 		case $evidence in
@@ -91,9 +91,9 @@ execution_status() {
 # to no one: JupyterLab will later show what its tab saw and an empty prompt. Say so,
 # from the server's own view of its kernels (the token on stdin; looking is not activity).
 unheard_kernels() {
-	[[ $SERVER_STATE == running && -x $VENV_PYTHON ]] || return 0
+	[[ $SERVER_STATE == running && -x $JUPYTER_PYTHON ]] || return 0
 	local count
-	count=$(printf '%s' "$SERVER_TOKEN" | "$VENV_PYTHON" -I -S -c '
+	count=$(printf '%s' "$SERVER_TOKEN" | "$JUPYTER_PYTHON" -I -S -c '
 import json, sys, urllib.request
 request = urllib.request.Request(sys.argv[1] + "api/kernels?no_track_activity=1",
                                  headers={"Authorization": "token " + sys.stdin.read()})

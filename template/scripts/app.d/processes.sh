@@ -188,7 +188,7 @@ is_hand_started_server() {
 	local pid=$1 args=$2
 	is_jupyter_server "$args" || return 1
 	[[ $args != *" --notebook-dir="* ]] || return 1
-	[[ $args == *"$VENV_DIR/bin/"* ]] && return 0
+	[[ $args == *"$JUPYTER_VENV/bin/"* || $args == *"$VENV_DIR/bin/"* ]] && return 0
 	local cwd
 	cwd=$(process_cwd "$pid") || return 1
 	[[ $cwd -ef $PROJECT_ROOT || $cwd -ef $NOTEBOOK_DIR ]]

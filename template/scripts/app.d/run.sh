@@ -40,7 +40,7 @@ cmd_run() {
 	RUN_HELPER=$PROJECT_ROOT/scripts/$RUN_HELPER_NAME
 	[[ -f $RUN_HELPER ]] || die "scripts/$RUN_HELPER_NAME is missing; bring it back with: copier update --trust"
 	resolve_notebook "$given"
-	local python=$VENV_PYTHON
+	local python=$JUPYTER_PYTHON
 	[[ -x $python ]] || python=${APP_PYTHON:-python3}
 	"$python" -I "$RUN_HELPER" check "$NOTEBOOK_FILE" || exit "$EXIT_FAILURE"
 	load_process_table
@@ -85,7 +85,7 @@ cmd_run() {
 # SERVER_TOKEN): the token in its environment, never in its arguments.
 run_helper() {
 	APP_RUN_URL=$SERVER_URL APP_RUN_TOKEN=$SERVER_TOKEN APP_RUN_STATE=$LOG_DIR/runs APP_RUN_SERVER=$SERVER \
-		"$VENV_PYTHON" -I "$PROJECT_ROOT/scripts/$RUN_HELPER_NAME" "$@"
+		"$JUPYTER_PYTHON" -I "$PROJECT_ROOT/scripts/$RUN_HELPER_NAME" "$@"
 }
 
 # Sets NOTEBOOK_FILE (physical path) and NOTEBOOK_PATH (relative to the notebook
@@ -126,7 +126,7 @@ notebook_runs() {
 		[[ -z $json ]] || printf '[]'
 		return 0
 	fi
-	if [[ $SERVER_STATE != running || ! -x $VENV_PYTHON || ! -f $PROJECT_ROOT/scripts/$RUN_HELPER_NAME ]]; then
+	if [[ $SERVER_STATE != running || ! -x $JUPYTER_PYTHON || ! -f $PROJECT_ROOT/scripts/$RUN_HELPER_NAME ]]; then
 		# With them, the logs of jupyverse drivers (the server, so its drivers, are gone).
 		rm -f "$LOG_DIR"/runs/*.json "$LOG_DIR"/runs/*.log
 		[[ -z $json ]] || printf '[]'

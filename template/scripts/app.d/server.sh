@@ -67,7 +67,7 @@ http_status() {
 		printf '%s' "${token:+header = \"Authorization: token $token\"}" |
 			curl -s -o /dev/null -w '%{http_code}' --max-time 5 -K - "$1" || true
 	else
-		printf '%s' "$token" | "$VENV_PYTHON" -I -S -c '
+		printf '%s' "$token" | "$JUPYTER_PYTHON" -I -S -c '
 import sys, urllib.error, urllib.request
 class Keep(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args):
@@ -99,7 +99,7 @@ http_status_query() {
 	elif command -v curl >/dev/null 2>&1; then
 		printf 'url = "%s"\n' "$url" | curl -s -o /dev/null -w '%{http_code}' --max-time 5 -K - || true
 	else
-		printf '%s' "$url" | "$VENV_PYTHON" -I -S -c '
+		printf '%s' "$url" | "$JUPYTER_PYTHON" -I -S -c '
 import sys, urllib.error, urllib.request
 class Keep(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args):
@@ -118,7 +118,7 @@ except Exception:
 # not count as busy) and nothing accepts connections on it. No lsof: it is missing on
 # many Linux images and does not see other users' sockets.
 find_free_port() {
-	"$VENV_PYTHON" -I -S -c '
+	"$JUPYTER_PYTHON" -I -S -c '
 import socket, sys
 for port in range(int(sys.argv[1]), int(sys.argv[2]) + 1):
     probe = socket.socket()

@@ -48,7 +48,7 @@ launch_server() {
 	# JupyterLab refuses to run as root without it; containers run as root.
 	((EUID == 0)) && args+=(--allow-root)
 	command -v setsid >/dev/null 2>&1 ||
-		detach=("$VENV_PYTHON" -I -S -c 'import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])')
+		detach=("$JUPYTER_PYTHON" -I -S -c 'import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])')
 	# The previous server's log stays readable as jupyter.log.1.
 	[[ -f $LOG_FILE ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
 	(umask 077 && : >"$LOG_FILE") || die "cannot write $(rel "$LOG_FILE")"
@@ -62,7 +62,7 @@ launch_server() {
 	# Python rather than its jupyter-lab script, whose #! line names the directory the
 	# venv was created in. The marker variable tells this project's kernels apart.
 	(cd "$PROJECT_ROOT" && export "$SERVER_MARKER=$PROJECT_ROOT" APP_TOKEN_FILE="$token_file" &&
-		exec nohup "${detach[@]}" "$VENV_PYTHON" -c "$JUPYTERLAB_LAUNCHER" -m jupyterlab "${args[@]}" </dev/null >>"$LOG_FILE" 2>&1) &
+		exec nohup "${detach[@]}" "$JUPYTER_PYTHON" -c "$JUPYTERLAB_LAUNCHER" -m jupyterlab "${args[@]}" </dev/null >>"$LOG_FILE" 2>&1) &
 	SERVER_PID=$!
 	if ! write_pid_file "$SERVER_PID"; then
 		kill -TERM "$SERVER_PID" 2>/dev/null
@@ -135,7 +135,7 @@ launch_jupyverse() {
 	local -a detach=(setsid) args
 	# None (keep documents until the server stops) is not a number to jupyverse: a year.
 	[[ $delay != None ]] || delay=31536000
-	token=$("$VENV_PYTHON" -I -S -c 'import secrets; print(secrets.token_hex(24))') || die "cannot generate a token"
+	token=$("$JUPYTER_PYTHON" -I -S -c 'import secrets; print(secrets.token_hex(24))') || die "cannot generate a token"
 	private_dir "$JUPYTER_DATA_DIR"
 	private_dir "$state"
 	args=(
@@ -156,11 +156,11 @@ launch_jupyverse() {
 		${JUPYTER_EXTRA_ARGS[@]+"${JUPYTER_EXTRA_ARGS[@]}"}
 	)
 	command -v setsid >/dev/null 2>&1 ||
-		detach=("$VENV_PYTHON" -I -S -c 'import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])')
+		detach=("$JUPYTER_PYTHON" -I -S -c 'import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])')
 	[[ -f $LOG_FILE ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
 	(umask 077 && : >"$LOG_FILE") || die "cannot write $(rel "$LOG_FILE")"
 	(cd "$NOTEBOOK_DIR" && export "$SERVER_MARKER=$PROJECT_ROOT" &&
-		exec nohup "${detach[@]}" "$VENV_PYTHON" -I -c "$JUPYVERSE_LAUNCHER" "${args[@]}" <<<"$token" >>"$LOG_FILE" 2>&1) &
+		exec nohup "${detach[@]}" "$JUPYTER_PYTHON" -I -c "$JUPYVERSE_LAUNCHER" "${args[@]}" <<<"$token" >>"$LOG_FILE" 2>&1) &
 	SERVER_PID=$!
 	if ! write_pid_file "$SERVER_PID" || ! write_runtime_record "$SERVER_PID" "$port" "$token"; then
 		kill -TERM "$SERVER_PID" 2>/dev/null
@@ -352,26 +352,28 @@ run_start() {
 	return 0
 }
 
-# A venv to start from (classify_venv): bootstraps when there is none, one app.sh did not
-# make, one made for the other server, one without the kernel, or when the project
-# moved since the last bootstrap (the kernel and the venv's scripts name the old place).
+# The environments to start from (classify_venv): bootstraps when the server's is
+# missing (a new project, a clone, one bootstrapped by an earlier release), made for the
+# other server, or the project's .venv or its kernel are gone, or the project moved
+# (the kernel and the venvs' scripts name the old place). With a lock, whatever its tool
+# changed since (uv add, poetry add) is taken in by a bootstrap here, a few seconds at most.
 ensure_venv() {
 	dependency_files
 	classify_venv
 	case $STATUS_VENV in
 	missing)
-		say "no venv yet: bootstrapping first"
+		say "$(rel "$JUPYTER_VENV") is not there yet: bootstrapping first"
 		run_bootstrap 0
 		return 0
 		;;
-	unbootstrapped)
-		# Without the kernel spec and JupyterLab's settings, the page would offer no kernel.
-		say "$(rel "$VENV_DIR") was not made by scripts/app.sh bootstrap: bootstrapping it first" \
-			"(JupyterLab, the project's kernel and dependencies; what it holds stays)"
+	previous)
+		# Never from under the old server, still running: start reports it, restart stops it first.
+		legacy_server_running && return 0
+		say "moving JupyterLab from $(rel "$VENV_DIR") to $(rel "$JUPYTER_VENV") (this release keeps the server apart): bootstrapping first"
 		run_bootstrap 0
 		return 0
 		;;
-	broken) die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing); repair it with: scripts/app.sh bootstrap" ;;
+	broken) die "$(rel "$JUPYTER_VENV") is broken (JupyterLab or Python missing); repair it with: scripts/app.sh bootstrap" ;;
 	switched)
 		# Never from under the old server, still running: start reports it, restart stops it first.
 		scan_project
@@ -381,14 +383,23 @@ ensure_venv() {
 		return 0
 		;;
 	esac
-	if [[ ! -f $KERNEL_SPEC ]]; then
-		say "the project's kernel is not registered (an interrupted bootstrap?): bootstrapping first"
+	if [[ $ENV_STATE != ok ]]; then
+		say "the project's environment $(rel "$VENV_DIR") is $ENV_STATE: bootstrapping first"
+		run_bootstrap 0
+	elif [[ ! -f $KERNEL_SPEC ]]; then
+		say "the project's kernel is not registered in $(rel "$VENV_DIR") (made again by its package manager?): bootstrapping first"
 		run_bootstrap 0
 	elif project_moved; then
 		say "the project moved from $STAMPED_ROOT since the last bootstrap: bootstrapping again"
 		run_bootstrap 0
 	elif ! bootstrap_is_current; then
-		if [[ $STAMPED_DEPENDENCIES == failed ]]; then
+		if [[ $ENV_OWNER != app ]]; then
+			# A running server is left as it is: start only reports it.
+			scan_project
+			[[ -z $TRACKED_PID ]] || return 0
+			say "$LOCK_FILE or the project's Python changed since the last bootstrap: bootstrapping again"
+			run_bootstrap 0
+		elif [[ $STAMPED_DEPENDENCIES == failed ]]; then
 			warn "the project's dependencies failed to install at the last bootstrap: JupyterLab starts" \
 				"without them; fix ${DEPENDENCY_FILES[*]-them}, then run: scripts/app.sh bootstrap"
 		else

@@ -11,11 +11,8 @@ gather_status() {
 	local line
 	PYTHON_VERSION="" KERNEL_REGISTERED=false STATUS_CODE=$EXIT_NOT_RUNNING
 	classify_venv
-	if [[ $STATUS_VENV == ok ]]; then
-		while IFS= read -r line; do
-			case $line in version*) PYTHON_VERSION=${line#*= } ;; esac
-		done 2>/dev/null <"$VENV_DIR/pyvenv.cfg" || true
-	fi
+	find_env_owner
+	[[ $ENV_STATE != ok ]] || PYTHON_VERSION=$(venv_python_version)
 	[[ -f $KERNEL_SPEC ]] && KERNEL_REGISTERED=true
 	stamped_dependencies
 	scan_project
@@ -105,11 +102,19 @@ cmd_status() {
 	printf '%-10s %s (%s) in %s\n' "project:" "$PROJECT_NAME" "$DISPLAY_NAME" "$PROJECT_ROOT"
 	printf '%-10s %s\n' "template:" "jupyter-template $TEMPLATE_VERSION, jupyter-lifecycle-spec $SPEC_VERSION"
 	case $STATUS_VENV in
-	missing) printf '%-10s %s\n' "venv:" "missing; run: scripts/app.sh bootstrap" ;;
-	broken) printf '%-10s %s\n' "venv:" "broken (Python or JupyterLab missing); run: scripts/app.sh bootstrap" ;;
-	unbootstrapped) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR"), not bootstrapped by app.sh; run: scripts/app.sh bootstrap (start does)" ;;
-	switched) printf '%-10s %s\n' "venv:" "made for $(other_server); the server is now $SERVER: run scripts/app.sh restart (or bootstrap)" ;;
-	ok) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR") (Python ${PYTHON_VERSION:-?})" ;;
+	missing) printf '%-10s %s\n' "jupyter:" "$(rel "$JUPYTER_VENV") missing; run: scripts/app.sh bootstrap (start does)" ;;
+	previous) printf '%-10s %s\n' "jupyter:" "in $(rel "$VENV_DIR"), as an earlier release laid it out;" \
+		"" "scripts/app.sh $([[ -n $TRACKED_PID ]] && printf restart || printf start) moves it to $(rel "$JUPYTER_VENV")" ;;
+	broken) printf '%-10s %s\n' "jupyter:" "$(rel "$JUPYTER_VENV") broken (Python or $SERVER missing); run: scripts/app.sh bootstrap" ;;
+	switched) printf '%-10s %s\n' "jupyter:" "$(rel "$JUPYTER_VENV") made for $(other_server); the server is now $SERVER: run scripts/app.sh restart (or bootstrap)" ;;
+	ok) printf '%-10s %s\n' "jupyter:" "$(rel "$JUPYTER_VENV") ($SERVER)" ;;
+	esac
+	local owner="app.sh's"
+	[[ $ENV_OWNER == app ]] || owner="$ENV_OWNER's: $LOCK_FILE"
+	case $ENV_STATE in
+	missing) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR") missing; run: scripts/app.sh bootstrap (start does)" ;;
+	broken) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR") broken (its Python does not run); run: scripts/app.sh bootstrap" ;;
+	ok) printf '%-10s %s\n' "venv:" "$(rel "$VENV_DIR") (Python ${PYTHON_VERSION:-?}, $owner)" ;;
 	esac
 	if [[ $KERNEL_REGISTERED == true ]]; then
 		printf '%-10s %s\n' "kernel:" "$PROJECT_NAME ($DISPLAY_NAME), in $(rel "$VENV_DIR")"
@@ -190,8 +195,9 @@ status_json() {
 	printf '{"project": %s, "display_name": %s, "root": %s, "template_version": %s, "spec_version": %s, ' \
 		"$(json_string "$PROJECT_NAME")" "$(json_string "$DISPLAY_NAME")" "$(json_string "$PROJECT_ROOT")" \
 		"$(json_string "$TEMPLATE_VERSION")" "$(json_string "$SPEC_VERSION")"
-	printf '"venv": %s, "python": %s, "kernel_registered": %s, "server": %s, "pid": %s, "port": %s, "url": %s, ' \
-		"$(json_string "$STATUS_VENV")" "$(json_string "$PYTHON_VERSION")" "$KERNEL_REGISTERED" \
+	printf '"venv": %s, "project_env": %s, "env_owner": %s, "python": %s, "kernel_registered": %s, "server": %s, "pid": %s, "port": %s, "url": %s, ' \
+		"$(json_string "$STATUS_VENV")" "$(json_string "$ENV_STATE")" "$(json_string "$ENV_OWNER")" \
+		"$(json_string "$PYTHON_VERSION")" "$KERNEL_REGISTERED" \
 		"$(json_string "$SERVER_STATE")" "$(json_number "${TRACKED_PID:-$STALE_PID}")" "$(json_number "$SERVER_PORT")" "$url"
 	local idle=null
 	[[ -z $IDLE_STOPPED_AT ]] || idle=$(json_string "$IDLE_STOPPED_AT")

@@ -69,7 +69,7 @@ cmd_restart() {
 	parse_start_options restart "$@"
 	classify_venv
 	[[ $STATUS_VENV != broken ]] ||
-		die "the venv $(rel "$VENV_DIR") is broken (JupyterLab or Python missing), so the server keeps running;" \
+		die "$(rel "$JUPYTER_VENV") is broken (JupyterLab or Python missing), so the server keeps running;" \
 			"repair it with: scripts/app.sh bootstrap, then: scripts/app.sh restart"
 	acquire_lock
 	# The port it had, so open tabs and bookmarks reconnect (unless --port says otherwise).
