@@ -486,7 +486,7 @@ class Project:
 
         Precise markers, so a project nested in this one, or a sibling whose name
         starts with this one's ("proj 2"), is never taken for it."""
-        markers = [f"{self.root}/.venv/bin/", f"{self.root}/notebooks", f"{self.root}/.jupyter_runtime/"]
+        markers = [f"{self.root}/.venv/bin/", f"{self.root}/.jupyter_venv/bin/", f"{self.root}/notebooks", f"{self.root}/.jupyter_runtime/"]
         return [(pid, args) for pid, _, args in process_table() if any(m in args for m in markers)]
 
     def servers(self) -> list[int]:

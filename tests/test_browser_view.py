@@ -10,6 +10,7 @@ the project's own defaults are under test.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -87,9 +88,10 @@ def test_doctor_fails_while_the_native_kernel_is_back_and_bootstrap_removes_it(p
     assert not native.exists(), "bootstrap left ipykernel's own kernel spec in the venv"
     # What every install of ipykernel does (pip install -U ipykernel, uv pip install ...).
     python = str(project.root / ".venv/bin/python")
+    (support,) = (project.root / ".jupyter_venv/kernel").glob("python3.*")
     line = next(line for line in project.run("doctor", "--offline").stdout.splitlines() if "only the project's kernel (spec 2)" in line)
     assert line.startswith("PASS"), line
-    subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True)
+    subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(support)})
     assert (native / "kernel.json").is_file()
     doctor = project.run("doctor", "--offline")
     assert doctor.returncode == 1, doctor.output
@@ -101,7 +103,7 @@ def test_doctor_fails_while_the_native_kernel_is_back_and_bootstrap_removes_it(p
     line = next(line for line in doctor.stdout.splitlines() if "only the project's kernel (spec 2)" in line)
     assert line.startswith("PASS"), line
     # Installed again while the server is down: start removes it, and the server offers one kernel.
-    subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True)
+    subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(support)})
     project.start()
     assert not native.exists()
     status, specs = project.api("GET", "/api/kernelspecs")
@@ -156,7 +158,7 @@ def test_status_says_when_a_kernel_prints_to_no_one(project: Project):
     kernel_id, _ = project.start_kernel()
     assert "busy with no browser attached" not in project.run("status").stdout
     connection = project.runtime_dir / f"kernel-{kernel_id}.json"
-    subprocess.run([str(project.root / ".venv/bin/python"), "-c", SEND_AND_LEAVE, str(connection)], check=True, timeout=90)
+    subprocess.run([str(project.root / ".jupyter_venv/bin/python"), "-c", SEND_AND_LEAVE, str(connection)], check=True, timeout=90)
     deadline = time.monotonic() + 20
     while (status := project.run("status")).stdout.count("busy with no browser attached") == 0:
         assert time.monotonic() < deadline, status.stdout

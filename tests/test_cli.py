@@ -89,7 +89,8 @@ def test_bad_input_is_a_usage_error_that_changes_nothing(rendered: Project, args
 def test_status_of_a_project_never_bootstrapped_says_what_to_do(rendered: Project):
     result = rendered.run("status")
     assert result.returncode == 3
-    assert "venv:      missing; run: scripts/app.sh bootstrap" in result.stdout
+    assert "jupyter:   .jupyter_venv missing; run: scripts/app.sh bootstrap (start does)" in result.stdout
+    assert "venv:      .venv missing; run: scripts/app.sh bootstrap (start does)" in result.stdout
     assert "server:    not running" in result.stdout
 
 
@@ -138,7 +139,7 @@ def test_status_json_is_one_object_for_tools(rendered: Project):
     status = json.loads(result.stdout)
     assert status["project"] == "demo" and status["spec_version"] == "1.0"
     assert status["template_version"] and status["template_version"] != "unknown"
-    assert status["venv"] == "missing" and status["server"] == "not running"
+    assert status["venv"] == "missing" and status["project_env"] == "missing" and status["server"] == "not running"
     assert status["pid"] is None and status["url"] is None
     assert status["orphan_servers"] == [] and status["exit_code"] == 3
 

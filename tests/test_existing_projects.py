@@ -108,7 +108,7 @@ def test_an_existing_project_adopts_the_template_without_losing_a_line(template_
     commit_all(root, "legacy project")
 
     # The old script's server is running when the user adopts the template.
-    jupyter = str(bootstrapped_project.root / ".venv/bin/jupyter")
+    jupyter = str(bootstrapped_project.root / ".jupyter_venv/bin/jupyter")
     subprocess.run([str(root / "scripts/app.sh")], env={**os.environ, "JUPYTER": jupyter}, check=True)
     legacy_pid = int((root / ".run/jupyter.pid").read_text())
     project = Project(root)

@@ -202,7 +202,7 @@ def test_every_port_taken_names_who_holds_them(make_project):
 
 def test_a_venv_whose_python_was_deleted_is_repaired_by_bootstrap(make_project):
     project = make_project("broken-python")
-    (project.root / ".venv/bin/python").unlink()
+    (project.root / ".jupyter_venv/bin/python").unlink()
     result = project.run("start", "--no-open")
     assert result.returncode == 1
     assert "is broken" in result.stderr and "scripts/app.sh bootstrap" in result.stderr
@@ -211,11 +211,18 @@ def test_a_venv_whose_python_was_deleted_is_repaired_by_bootstrap(make_project):
     assert repair.returncode == 0, repair.output
     assert "recreating" in repair.stderr
     project.start()
+    project.run("stop")
+    # The project's own .venv (app.sh's, no lock): start recreates it itself.
+    (project.root / ".venv/bin/python").unlink()
+    started = project.run("start", "--no-open")
+    assert started.returncode == 0, started.output
+    assert ".venv is broken" in started.stderr and "recreating" in started.stderr
+    project.start_kernel()
 
 
 def test_a_venv_without_jupyterlab_is_repaired_by_bootstrap(make_project, server: str):
     project = make_project("broken-lab")
-    (project.root / ".venv/bin" / ("jupyverse" if server == "jupyverse" else "jupyter-lab")).unlink()
+    (project.root / ".jupyter_venv/bin" / ("jupyverse" if server == "jupyverse" else "jupyter-lab")).unlink()
     status = project.run("status")
     assert "broken" in status.stdout and "scripts/app.sh bootstrap" in status.stdout
     result = project.run("start", "--no-open")
@@ -310,10 +317,10 @@ def test_a_jupyter_lab_started_by_hand_in_the_project_is_an_orphan(project: Proj
     if server == "jupyverse":
         # Its state where the test cleans up: by default it goes to ~ and the notebooks.
         state = [f"--set=auth.directory={tmp_path}", f"--set=file_id.db_path={tmp_path}/f.db", f"--set=ystore_sqlite.db_path={tmp_path}/y.db"]
-        command = [str(project.root / ".venv/bin/jupyverse"), f"--port={port(53)}", "--timeout=60", *state]
+        command = [str(project.root / ".jupyter_venv/bin/jupyverse"), f"--port={port(53)}", "--timeout=60", *state]
         cwd = project.root / "notebooks"
     else:
-        command = [str(project.root / ".venv/bin/jupyter"), "lab", "--no-browser", f"--port={port(53)}", "--allow-root"]
+        command = [str(project.root / ".jupyter_venv/bin/jupyter"), "lab", "--no-browser", f"--port={port(53)}", "--allow-root"]
         cwd = project.root
     by_hand = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -50,7 +50,7 @@ def test_jupyverse_bootstrap_start_kernel_status_doctor_stop(copie):
     project = Project(render(copie, server="jupyverse"))
     try:
         bootstrap(project)
-        assert (project.root / ".venv/bin/jupyverse").exists()
+        assert (project.root / ".jupyter_venv/bin/jupyverse").exists()
         assert (project.root / ".venv/share/jupyter/kernels/demo/kernel.json").exists()
 
         result = project.start()
@@ -98,7 +98,7 @@ def test_jupyverse_bootstrap_start_kernel_status_doctor_stop(copie):
             "c.load_connection_file(); c.start_channels(); c.wait_for_ready(timeout=60);"
             "r = c.execute_interactive('print(6 * 7)', timeout=60, output_hook=lambda m: m['msg_type'] == 'stream' and print(m['content']['text'], end=''))"
         )
-        ran = subprocess.run([str(project.root / ".venv/bin/python"), "-c", code, connection], capture_output=True, text=True, timeout=120)
+        ran = subprocess.run([str(project.root / ".jupyter_venv/bin/python"), "-c", code, connection], capture_output=True, text=True, timeout=120)
         assert ran.stdout.strip() == "42", ran.stdout + ran.stderr
 
         # status, url, status --json and doctor agree.
@@ -198,7 +198,7 @@ def test_an_idle_timeout_is_refused_with_jupyverse_which_has_none(copie):
 def installed(project: Project) -> set[str]:
     """The distributions in the project's venv, by normalised name."""
     code = "from importlib import metadata; print('\\n'.join(d.metadata['Name'].lower().replace('_', '-') for d in metadata.distributions()))"
-    listing = subprocess.run([str(project.root / ".venv/bin/python"), "-c", code], capture_output=True, text=True, check=True)
+    listing = subprocess.run([str(project.root / ".jupyter_venv/bin/python"), "-c", code], capture_output=True, text=True, check=True)
     return set(listing.stdout.split())
 
 
@@ -229,21 +229,21 @@ def test_switching_servers_with_copier_update_removes_the_other_servers_packages
             if server == "jupyverse":
                 status = project.run("status")
                 assert status.returncode == 0, status.output
-                assert "venv:      made for jupyter-server; the server is now jupyverse" in status.stdout
+                assert "jupyter:   .jupyter_venv made for jupyter-server; the server is now jupyverse" in status.stdout
                 assert f"running (PID {old_pid}), still jupyter-server: switch it to jupyverse with scripts/app.sh restart" in status.stdout
                 assert json.loads(project.run("status", "--json").stdout)["running_old_server"] == "jupyter-server"
                 doctor = project.run("doctor", "--offline")
                 assert "FAIL  server of this project" in doctor.stdout, doctor.stdout
                 start = project.run("start", "--no-open")  # leaves the running server and its venv alone
                 assert start.returncode == 0 and "it is still jupyter-server" in start.stderr, start.output
-                assert (root / ".venv/bin/jupyter-lab").exists() and project.server_pid() == old_pid
+                assert (root / ".jupyter_venv/bin/jupyter-lab").exists() and project.server_pid() == old_pid
                 run = project.run("run", "notebooks/empty.ipynb")
                 assert run.returncode == 1 and "still jupyter-server" in run.stderr, run.output
                 result = project.run("restart", "--no-open", timeout=600)  # stops it, bootstraps, starts jupyverse
                 assert result.returncode == 0, result.output
                 assert not pid_alive(old_pid)
                 status = project.run("status")
-                assert "still" not in status.stdout and "venv:      .venv" in status.stdout, status.output
+                assert "still" not in status.stdout and "jupyter:   .jupyter_venv (jupyverse)" in status.stdout, status.output
                 assert project.run("stop").returncode == 0
             else:
                 result = project.run("bootstrap", timeout=600)
@@ -274,5 +274,5 @@ def test_the_customisation_home_cannot_undo_jupyverse_guarantees_in_either_optio
     local.write_text(local.read_text() + f"JUPYTER_EXTRA_ARGS+=({forbidden})\n")
     result = project.run("start", "--no-open")
     assert result.returncode == 1 and "JUPYTER_EXTRA_ARGS may not set" in result.stderr, result.output
-    assert not project.pid_file.exists() and not (project.root / ".venv").exists()
+    assert not project.pid_file.exists() and not (project.root / ".venv").exists() and not (project.root / ".jupyter_venv").exists()
 

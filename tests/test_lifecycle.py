@@ -54,7 +54,8 @@ def test_bootstrap_registers_the_kernel_in_the_venv_exactly_as_the_spec_says(boo
     root = bootstrapped_project.root
     spec = json.loads((root / ".venv/share/jupyter/kernels/e2e-proj/kernel.json").read_text())
     assert spec["display_name"] == "E2E Proj"
-    assert spec["argv"][0] == str(root / ".venv/bin/python")
+    # The project's own Python runs the kernel; ipykernel comes from app.sh's directory.
+    assert spec["argv"] == [str(root / ".venv/bin/python"), "-Xfrozen_modules=off", str(root / "scripts/kernel_launcher.py"), "-f", "{connection_file}"]
     assert spec["env"] == {"IPYTHONDIR": str(root / ".ipython"), "MPLCONFIGDIR": str(root / ".cache/matplotlib")}
     assert not (Path.home() / ".local/share/jupyter/kernels/e2e-proj").exists(), "never --user"
     for directory in (".jupyter_config", ".jupyter_data", ".jupyter_runtime", ".ipython", ".cache/matplotlib", ".logs"):
@@ -66,18 +67,28 @@ def test_bootstrap_registers_the_kernel_in_the_venv_exactly_as_the_spec_says(boo
 def test_the_kernel_spec_is_the_one_ipykernel_itself_writes(bootstrapped_project: Project, tmp_path: Path):
     # bootstrap writes the spec without importing ipykernel (~1 s on a new venv): what
     # ipykernel's own install writes for the same kernel must be the same, file by file.
+    # The command differs on purpose: the project's Python runs scripts/kernel_launcher.py.
     root = bootstrapped_project.root
+    (support,) = (root / ".jupyter_venv/kernel").glob("python3.*")
     subprocess.run(
         [str(root / ".venv/bin/python"), "-m", "ipykernel", "install", "--prefix", str(tmp_path), "--name", "e2e-proj"]
         + ["--display-name", "E2E Proj", "--env", "IPYTHONDIR", str(root / ".ipython")]
         + ["--env", "MPLCONFIGDIR", str(root / ".cache/matplotlib")],
         check=True,
         capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(support)},
     )
     ours, theirs = root / ".venv/share/jupyter/kernels/e2e-proj", tmp_path / "share/jupyter/kernels/e2e-proj"
     assert sorted(path.name for path in ours.iterdir()) == sorted(path.name for path in theirs.iterdir())
     for path in theirs.iterdir():
-        assert (ours / path.name).read_bytes() == path.read_bytes(), path.name
+        if path.name == "kernel.json":
+            mine, its = json.loads((ours / path.name).read_text()), json.loads(path.read_text())
+            assert mine.pop("argv")[2] == str(root / "scripts/kernel_launcher.py")
+            assert its.pop("argv")[2:4] == ["-m", "ipykernel_launcher"]
+            assert mine == its
+            assert (ours / path.name).read_text().startswith('{\n "argv": [\n'), "indent 1, as ipykernel writes it"
+        else:
+            assert (ours / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 def test_the_venv_has_pip_so_percent_pip_install_works_in_notebooks(bootstrapped_project: Project):
@@ -100,7 +111,7 @@ def test_a_second_bootstrap_with_nothing_changed_does_nothing(bootstrapped_proje
 def test_bootstrap_compiles_bytecode_when_python_is_told_not_to_cache_it(bootstrapped_project: Project):
     # The session bootstraps with PYTHONDONTWRITEBYTECODE=1, as container images do:
     # without compiled bytecode, every start would compile JupyterLab's imports anew.
-    site_packages = next((bootstrapped_project.root / ".venv/lib").glob("python3.*/site-packages"))
+    site_packages = next((bootstrapped_project.root / ".jupyter_venv/lib").glob("python3.*/site-packages"))
     # A module no server start imports: it was compiled by bootstrap, not by a start.
     assert list((site_packages / "jupyterlab/__pycache__").glob("browser_check.*.pyc"))
     assert list((site_packages / "jupyter_server/__pycache__").glob("serverapp.*.pyc"))
@@ -112,11 +123,13 @@ def test_bootstrap_installs_the_projects_own_dependencies(make_project):
     (project.root / "requirements.txt").write_text("iniconfig==2.1.0\n")
     result = project.run("bootstrap")
     assert result.returncode == 0, result.output
-    for step in ("creating .venv", "installing jupyterlab==", "requirements.txt", "registering kernel 'deps'", "bootstrapped in"):
+    for step in ("creating .jupyter_venv", "installing jupyterlab==", "creating .venv", "requirements.txt", "registering kernel 'deps'", "bootstrapped in"):
         assert step in result.stderr, step
     assert "compiling bytecode" not in result.stderr, "Python caches it on first import: no need"
-    check = subprocess.run([str(project.root / ".venv/bin/python"), "-c", "import iniconfig, jupyterlab"])
-    assert check.returncode == 0
+    # Two environments: the project's packages in .venv, JupyterLab apart in .jupyter_venv.
+    assert subprocess.run([str(project.root / ".venv/bin/python"), "-c", "import iniconfig"]).returncode == 0
+    assert subprocess.run([str(project.root / ".venv/bin/python"), "-c", "import jupyterlab"], capture_output=True).returncode != 0
+    assert subprocess.run([str(project.root / ".jupyter_venv/bin/python"), "-c", "import jupyterlab"]).returncode == 0
 
     # A changed dependency file: start warns, the next bootstrap installs it.
     (project.root / "requirements.txt").write_text("iniconfig==2.1.0\npluggy==1.6.0\n")
@@ -135,8 +148,8 @@ def test_bootstrap_without_uv_on_path_installs_uv_into_the_venv(make_project):
     path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "uv").exists())
     result = project.run("bootstrap", env={"PATH": path})
     assert result.returncode == 0, result.output
-    assert "-m venv" in result.stderr and "installing uv into .venv" in result.stderr
-    assert (project.root / ".venv/bin/uv").exists()
+    assert "-m venv" in result.stderr and "installing uv into .jupyter_venv" in result.stderr
+    assert (project.root / ".jupyter_venv/bin/uv").exists()
     assert (project.root / ".venv/share/jupyter/kernels/no-uv/kernel.json").exists()
 
 
@@ -474,7 +487,7 @@ def hang_kernel(project: Project, kernel_pid: int) -> None:
     """Makes the kernel busy in C code: it cannot notice its server die."""
     connection = project.connection_file(kernel_pid)
     go = project.root / f".logs/go-{kernel_pid}"
-    helper = [str(project.root / ".venv/bin/python"), "-c", HUNG_KERNEL, str(connection), str(go)]
+    helper = [str(project.root / ".jupyter_venv/bin/python"), "-c", HUNG_KERNEL, str(connection), str(go)]
     subprocess.run(helper, check=True, timeout=60)
 
 
@@ -535,7 +548,7 @@ def test_a_stock_jupyter_lab_in_the_project_is_reported_and_not_stopped(project:
         "JUPYTER_RUNTIME_DIR": str(project.runtime_dir),
     }
     stock = subprocess.Popen(
-        [str(project.root / ".venv/bin/jupyter-lab"), "--no-browser", f"--port={port(52)}", "--allow-root"],
+        [str(project.root / ".jupyter_venv/bin/jupyter-lab"), "--no-browser", f"--port={port(52)}", "--allow-root"],
         cwd=project.root,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -75,7 +75,7 @@ def test_status_all_lists_every_project_and_every_other_server(make_project, tmp
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     stock = subprocess.Popen(
-        [str(first.root / ".venv/bin/jupyter-lab"), "--no-browser", f"--port={TEST_PORT_END - 1}", "--allow-root"],
+        [str(first.root / ".jupyter_venv/bin/jupyter-lab"), "--no-browser", f"--port={TEST_PORT_END - 1}", "--allow-root"],
         cwd=elsewhere,
         env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "stock-runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "stock-config")},
         stdout=subprocess.DEVNULL,
@@ -195,7 +195,7 @@ def test_projects_whose_server_keeps_its_pid_in_run_are_listed_and_stopped_by_th
     (handmade / "notebooks").mkdir(parents=True)
     none = adopted.run("status", "--all", env=scope)
     assert none.returncode == 3, none.output
-    jupyter = str(project.root / ".venv/bin/jupyter")
+    jupyter = str(project.root / ".jupyter_venv/bin/jupyter")
     servers = {}
     for root, script, port in ((adopted.root, "app.sh.pre-template", TEST_PORT_END - 4), (handmade, "start-jupyter.sh", TEST_PORT_END - 5)):
         path = root / "scripts" / script

@@ -175,7 +175,7 @@ def test_kernels_of_other_jupyter_tools_in_the_project_are_left_alone(project: P
     name = kernel_name(project)
     notebook = project.root / "notebooks/long-running.ipynb"
     notebook.write_text(json.dumps(LONG_RUNNING_NOTEBOOK))
-    jupyter = str(project.root / ".venv/bin/jupyter")
+    jupyter = str(project.root / ".jupyter_venv/bin/jupyter")
     tools = [
         subprocess.Popen(
             command, cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -350,7 +350,7 @@ def test_a_moved_project_starts_and_runs_kernels_from_its_new_place(make_project
     kernel_id, _ = project.start_kernel()
     ran = subprocess.run(
         [
-            str(new_root / ".venv/bin/python"),
+            str(new_root / ".jupyter_venv/bin/python"),
             "-c",
             RUN_CODE,
             str(project.runtime_dir / f"kernel-{kernel_id}.json"),
@@ -913,11 +913,11 @@ def test_doctor_does_not_hang_when_the_network_never_answers(rendered: Project, 
 
 
 def test_status_reads_only_known_words_from_the_bootstrap_stamp(rendered: Project):
-    """Junk in .venv/.app-bootstrap-stamp (a crash mid-write, a hand edit) is reported as
+    """Junk in .jupyter_venv/.app-bootstrap-stamp (a crash mid-write, a hand edit) is reported as
     unknown, never passed on as a state."""
-    (rendered.root / ".venv").mkdir()
+    (rendered.root / ".jupyter_venv").mkdir()
     for junk in ('garbage\nroot=/x\ndependencies=failed"x\n', "a\nb\ndependencies=\x01\n", "\n\n\n"):
-        (rendered.root / ".venv/.app-bootstrap-stamp").write_text(junk)
+        (rendered.root / ".jupyter_venv/.app-bootstrap-stamp").write_text(junk)
         result = rendered.run("status", "--json")
         assert json.loads(result.stdout)["dependencies"] == "unknown", (junk, result.stdout)
         assert "deps:" not in rendered.run("status").stdout

@@ -91,7 +91,7 @@ def open_and_run(project: Project, notebook_path: str, code: str) -> str:
     assert status == 201, status
     connection = project.runtime_dir / f"kernel-{session['kernel']['id']}.json"
     ran = subprocess.run(
-        [str(project.root / ".venv/bin/python"), "-c", RUN_CELL, str(connection), code],
+        [str(project.root / ".jupyter_venv/bin/python"), "-c", RUN_CELL, str(connection), code],
         capture_output=True,
         text=True,
         timeout=120,
@@ -222,7 +222,7 @@ def test_a_pyproject_toml_that_does_not_parse_fails_bootstrap_instead_of_declari
     bootstrap = project.run("bootstrap", timeout=600)
     assert bootstrap.returncode == 1, bootstrap.output
     assert "pyproject.toml is not valid TOML" in bootstrap.stderr and "JupyterLab works without them" in bootstrap.stderr
-    assert (project.root / ".venv/bin/jupyter-lab").exists(), "JupyterLab first, whatever the project's files say"
+    assert (project.root / ".jupyter_venv/bin/jupyter-lab").exists(), "JupyterLab first, whatever the project's files say"
     assert "deps:      failed" in project.run("status").stdout
 
 
@@ -256,15 +256,17 @@ def test_notebooks_git_ignores_and_build_output_do_not_decide_the_root(adopt):
 
 def test_a_project_with_its_own_venv_gets_the_project_kernel_on_start(adopt):
     """The project had a .venv before the template (its own packages, no kernel spec of
-    the project): start bootstraps it rather than serve a page with no kernel."""
+    the project): start bootstraps rather than serve a page with no kernel, and the
+    kernel runs that .venv, whose packages stay."""
     project, _ = adopt({"analysis.ipynb": notebook("import iniconfig; print('ok')"), ".gitignore": ".venv/\n"}, "ownvenv")
     subprocess.run(["uv", "venv", "-q", str(project.root / ".venv")], check=True)
     subprocess.run(["uv", "pip", "install", "-q", "--python", str(project.root / ".venv/bin/python"), "iniconfig==2.1.0"], check=True)
     status = project.run("status")
-    assert "venv:      .venv, not bootstrapped by app.sh; run: scripts/app.sh bootstrap (start does)" in status.stdout, status.stdout
+    assert "jupyter:   .jupyter_venv missing; run: scripts/app.sh bootstrap (start does)" in status.stdout, status.stdout
+    assert "venv:      .venv (Python 3." in status.stdout, status.stdout
     started = project.run("start", "--no-open")
     assert started.returncode == 0, started.output
-    assert ".venv was not made by scripts/app.sh bootstrap: bootstrapping it first" in started.stderr
+    assert ".jupyter_venv is not there yet: bootstrapping first" in started.stderr
     code, specs = project.api("GET", "/api/kernelspecs")
     assert code == 200 and list(specs["kernelspecs"]) == ["ownvenv"], specs
     assert open_and_run(project, "analysis.ipynb", "import iniconfig; print('ok')") == "ok\n", "what the venv held stays"

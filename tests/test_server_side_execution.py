@@ -310,7 +310,7 @@ def test_the_option_can_be_turned_on_and_off_with_copier_update(template_repo, t
             assert result.returncode == 0, result.output
             project.start()
             status = project.run("status").stdout
-            nbmodel = root / ".venv/etc/jupyter/jupyter_server_config.d/jupyter_server_nbmodel.json"
+            nbmodel = root / ".jupyter_venv/etc/jupyter/jupyter_server_config.d/jupyter_server_nbmodel.json"
             if enabled:
                 assert "execution: server-side (jupyter_server_ydoc jupyter_server_fileid jupyter_server_nbmodel loaded)" in status
                 assert nbmodel.exists()

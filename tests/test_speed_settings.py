@@ -59,12 +59,12 @@ print(json.dumps(found))
 
 
 def site_packages(project: Project) -> Path:
-    (path,) = (project.root / ".venv/lib").glob("python*/site-packages")
+    (path,) = (project.root / ".jupyter_venv/lib").glob("python*/site-packages")
     return path
 
 
 def test_no_schema_in_the_venv_uses_the_iri_formats_rfc3987_syntax_provides(bootstrapped_project: Project):
-    venv = bootstrapped_project.root / ".venv"
+    venv = bootstrapped_project.root / ".jupyter_venv"
     assert not list(site_packages(bootstrapped_project).glob("rfc3987_syntax*")), "bootstrap installed rfc3987-syntax"
     checked, users = 0, []
     for path in venv.rglob("*"):
@@ -81,7 +81,7 @@ def test_no_schema_in_the_venv_uses_the_iri_formats_rfc3987_syntax_provides(boot
 
 
 def test_jupyter_events_validates_events_without_rfc3987_syntax(bootstrapped_project: Project):
-    python = bootstrapped_project.root / ".venv/bin/python"
+    python = bootstrapped_project.root / ".jupyter_venv/bin/python"
     result = subprocess.run([str(python), "-c", VALIDATE_EVENTS], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
@@ -97,7 +97,7 @@ def test_a_venv_that_still_carries_rfc3987_syntax_is_named_by_doctor_and_repaire
     """A venv bootstrapped before the exclusion (or one where something installed it
     again): doctor says what it costs, and bootstrap takes it out."""
     project = make_project("carrier")
-    python = str(project.root / ".venv/bin/python")
+    python = str(project.root / ".jupyter_venv/bin/python")
     subprocess.run(["uv", "pip", "install", "--quiet", "--python", python, "rfc3987-syntax"], check=True)
     line = next(line for line in project.run("doctor", "--offline").stdout.splitlines() if "slows the start" in line)
     assert line.startswith("WARN") and "rfc3987-syntax" in line and "bootstrap --force" in line, line

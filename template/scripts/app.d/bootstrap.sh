@@ -195,7 +195,7 @@ find_uv() {
 create_venv() {
 	local dir=$1 ours=$2 python=${3:-${APP_PYTHON:-python3}} clear=()
 	if [[ -e $dir || -L $dir ]]; then
-		if [[ -L $dir ]] || { ((!ours)) && [[ -n $(ls -A "$dir" 2>/dev/null) ]]; }; then
+		if [[ -L $dir ]] || { ((! ours)) && [[ -n $(ls -A "$dir" 2>/dev/null) ]]; }; then
 			die "$(rel "$dir") needs recreating (its python does not run, or it names the project's old place)," \
 				"but app.sh did not make it$([[ -L $dir ]] && printf ' (a link)') and never clears it; move it away" \
 				"(mv $(rel "$dir") $(rel "$dir").old), then run: scripts/app.sh bootstrap"
@@ -268,7 +268,7 @@ install_server() {
 	fi
 	remove_other_server_packages
 	# Files deleted from an installed package: installers see it as installed.
-	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]] && ((!SERVER_SWITCHED)); then
+	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]] && ((! SERVER_SWITCHED)); then
 		warn "$(rel "$JUPYTER_VENV") is damaged ($(basename "$JUPYTER_LAB") is missing); reinstalling"
 		if [[ -n $UV ]]; then reinstall=(--reinstall); else reinstall=(--force-reinstall); fi
 	fi
@@ -369,7 +369,7 @@ install_into_own_venv() {
 		warn "pip cannot install pyproject.toml's dependencies (or extras) without building the project; use APP_INSTALLER=uv"
 	fi
 	local what=${DEPENDENCY_FILES[*]-}
-	((!PROJECT_PACKAGE)) || what+=", the project itself, editable"
+	((! PROJECT_PACKAGE)) || what+=", the project itself, editable"
 	say "installing the project's dependencies ($what) into $(rel "$VENV_DIR")..."
 	if pip_install "$VENV_PYTHON" "${PROJECT_INSTALL_ARGS[@]}" ${SEED_PACKAGES[@]+"${SEED_PACKAGES[@]}"}; then
 		DEPENDENCIES_STATE=ok
@@ -378,6 +378,18 @@ install_into_own_venv() {
 		# The kernel still needs a Python: the seed packages alone.
 		((${#SEED_PACKAGES[@]} == 0)) || pip_install "$VENV_PYTHON" "${SEED_PACKAGES[@]}" >/dev/null 2>&1 || true
 	fi
+}
+
+# Before anything is installed: a .venv whose Python does not run, which app.sh did not
+# make (or a link), is never cleared; its package manager's tool recreates its own.
+refuse_a_venv_app_sh_cannot_repair() {
+	[[ $ENV_OWNER == app && (-e $VENV_DIR || -L $VENV_DIR) ]] || return 0
+	! venv_is_healthy "$VENV_DIR" || return 0
+	# app.sh's own (not a link) is recreated; an empty directory is filled.
+	! venv_is_ours || [[ -L $VENV_DIR ]] || return 0
+	[[ -L $VENV_DIR || -n $(ls -A "$VENV_DIR" 2>/dev/null) ]] || return 0
+	die "$(rel "$VENV_DIR") is broken (its python does not run), but app.sh did not make it$([[ -L $VENV_DIR ]] && printf ' (a link)')" \
+		"and never clears it; move it away (mv $(rel "$VENV_DIR") $(rel "$VENV_DIR").old), then run: scripts/app.sh bootstrap"
 }
 
 mark_venv_ours() {
@@ -393,7 +405,7 @@ sync_with_uv() {
 	[[ ! -d $VENV_DIR ]] || existed=1
 	[[ -n $UV ]] || die "this project is uv's (uv.lock), and uv is missing; install uv (https://docs.astral.sh/uv/), then run: scripts/app.sh bootstrap"
 	install_options
-	venv_is_ours || ((!existed)) || args+=(--inexact)
+	venv_is_ours || ((! existed)) || args+=(--inexact)
 	list=${APP_EXTRAS:-}
 	for name in ${list//,/ }; do args+=(--extra "$name"); done
 	list=${APP_GROUPS:-}
@@ -414,13 +426,13 @@ sync_with_uv() {
 # (`uvx poetry`): either way exactly the locked versions.
 sync_with_tool() {
 	local tool=$1 name list existed=0
-	local -a command args
+	local -a tool_command args
 	[[ ! -d $VENV_DIR ]] || existed=1
 	if command -v "$tool" >/dev/null 2>&1; then
-		command=("$tool")
+		tool_command=("$tool")
 	elif [[ -n $UV ]]; then
 		say "$tool is not on PATH: running it with uv (uv tool run $tool)"
-		command=("$UV" tool run --quiet "$tool")
+		tool_command=("$UV" tool run --quiet "$tool")
 	else
 		die "this project is $tool's ($LOCK_FILE), and neither $tool nor uv is installed; install $tool, then run: scripts/app.sh bootstrap"
 	fi
@@ -438,7 +450,7 @@ sync_with_tool() {
 	fi
 	say "installing $LOCK_FILE into $(rel "$VENV_DIR") ($tool ${args[*]})..."
 	if (cd "$PROJECT_ROOT" && unset VIRTUAL_ENV && POETRY_VIRTUALENVS_IN_PROJECT=true POETRY_VIRTUALENVS_CREATE=true \
-		PDM_VENV_IN_PROJECT=true PDM_USE_VENV=true "${command[@]}" "${args[@]}" </dev/null) >&2; then
+		PDM_VENV_IN_PROJECT=true PDM_USE_VENV=true "${tool_command[@]}" "${args[@]}" </dev/null) >&2; then
 		DEPENDENCIES_STATE=ok
 	else
 		DEPENDENCIES_STATE=failed
@@ -798,7 +810,7 @@ run_bootstrap() {
 	DEPENDENCIES_STATE=current
 	create_isolation_dirs
 	dependency_files
-	if ((!force)) && bootstrap_is_current; then
+	if ((! force)) && bootstrap_is_current; then
 		apply_venv_defaults
 		say "already bootstrapped; nothing changed (use --force to reinstall)"
 		return 0
@@ -808,6 +820,7 @@ run_bootstrap() {
 			"laid it out; nothing changed. Move it to $(rel "$JUPYTER_VENV") with: scripts/app.sh restart"
 		return 0
 	fi
+	refuse_a_venv_app_sh_cannot_repair
 	find_uv
 	install_server "$force" || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
 	install_project
