@@ -22,7 +22,7 @@ with repetitions (min / median / max):
 - the two servers side by side (issue 17; `--only servers` runs just these rows): a
   project with server=jupyter-server and one with server=jupyverse, each: `app.sh start`
   until the URL is printed, `app.sh stop`, the idle server's RSS after start, the
-  size of its .venv (du).
+  size of its .venv and .jupyter_venv (du).
 
 Run from the repository root:  uv run python bench/bench.py [--reps N] [--suite] [--write-readme]
                                [--port PORT] [--only SECTION,...]
@@ -106,7 +106,7 @@ class Project:
     def leftovers(self) -> list[int]:
         """PIDs of this project's live processes (server, kernels)."""
         out = subprocess.run(["ps", "-A", "-ww", "-o", "pid=", "-o", "stat=", "-o", "args="], capture_output=True, text=True).stdout
-        markers = (f"{self.root}/.venv/bin/", f"{self.root}/.jupyter_runtime/")
+        markers = (f"{self.root}/.venv/bin/", f"{self.root}/.jupyter_venv/bin/", f"{self.root}/.jupyter_runtime/")
         pids = []
         for line in out.splitlines():
             pid, state, args = (line.split(None, 2) + [""])[:3]
@@ -144,11 +144,11 @@ def start_busy_kernels(project: Project, url: str, token: str, count: int = 3) -
         deadline = time.monotonic() + 30
         while not connection.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        subprocess.run([str(project.root / ".venv/bin/python"), "-c", BUSY_KERNEL, str(connection)], check=True)
+        subprocess.run([str(project.root / ".jupyter_venv/bin/python"), "-c", BUSY_KERNEL, str(connection)], check=True)
 
 
 def bare_server(project: Project, venv: Path | None = None) -> subprocess.Popen:
-    venv = venv or project.root / ".venv"
+    venv = venv or project.root / ".jupyter_venv"
     args = [str(venv / "bin/jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={PORT}"]
     if os.geteuid() == 0:
         args.append("--allow-root")
@@ -195,11 +195,18 @@ def render(where: Path, name: str, **answers) -> Project:
 
 
 def requirements(project: Project) -> list[str]:
-    """The Jupyter requirements bootstrap installs, from its "installing ..." line."""
-    shutil.rmtree(project.root / ".venv", ignore_errors=True)
+    """The Jupyter requirements bootstrap installs (the server's, then the kernel's), from
+    its "installing ... into" lines: what a user installs into one venv without it."""
+    remove_venvs(project)
     output = project.run("bootstrap").stderr
-    line = next(line for line in output.splitlines() if line.startswith("app.sh: installing ") and "==" in line)
-    return line.removeprefix("app.sh: installing ").removesuffix("...").split()
+    lines = [line for line in output.splitlines() if line.startswith("app.sh: installing ") and "==" in line]
+    return [word for line in lines for word in line.removeprefix("app.sh: installing ").split() if "==" in word]
+
+
+def remove_venvs(project: Project) -> None:
+    """No environment left: the server's, the project's."""
+    for name in (".venv", ".jupyter_venv"):
+        shutil.rmtree(project.root / name, ignore_errors=True)
 
 
 def user_venv(project: Project, venv: Path, reqs: list[str]) -> float:
@@ -304,14 +311,14 @@ def main() -> int:
         cold, cold_no_uv, pip_baseline = [], [], []
         for _ in range(2 if "cold" in only else 0):
             log("bootstrap: cold (empty uv cache, no venv)")
-            shutil.rmtree(project.root / ".venv", ignore_errors=True)
+            remove_venvs(project)
             cache = Path(tempfile.mkdtemp(prefix="jt-uv-cache-"))
             cold.append(project.timed("bootstrap", env={"UV_CACHE_DIR": str(cache)}))
             shutil.rmtree(cache, ignore_errors=True)
         no_uv_path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "uv").exists())
         for _ in range(2 if "cold" in only else 0):
             log("bootstrap: cold without uv on PATH (venv + pip installs uv, then uv)")
-            shutil.rmtree(project.root / ".venv", ignore_errors=True)
+            remove_venvs(project)
             cache = Path(tempfile.mkdtemp(prefix="jt-uv-cache-"))
             cold_no_uv.append(
                 project.timed("bootstrap", env={"UV_CACHE_DIR": str(cache), "PATH": no_uv_path, "PIP_NO_CACHE_DIR": "1"})
@@ -323,13 +330,13 @@ def main() -> int:
             log(f"bootstrap: warm (uv cache, no venv), against uv venv + uv pip install of the same requirements: round {rep + 1}")
             for side in ("app", "uv") if rep % 2 == 0 else ("uv", "app"):
                 if side == "app":
-                    shutil.rmtree(project.root / ".venv", ignore_errors=True)
+                    remove_venvs(project)
                     warm.append(project.timed("bootstrap"))
                 else:
                     uv_alone.append(user_venv(project, work / "user-venv", reqs))
         for _ in range(2 if "warm" in only else 0):
             log("bootstrap: warm, with PYTHONDONTWRITEBYTECODE=1 (compiles bytecode)")
-            shutil.rmtree(project.root / ".venv", ignore_errors=True)
+            remove_venvs(project)
             warm_compiling.append(project.timed("bootstrap", env={"PYTHONDONTWRITEBYTECODE": "1"}))
         for _ in range(10 if "warm" in only else 0):
             noop.append(project.timed("bootstrap"))
@@ -370,7 +377,7 @@ def main() -> int:
             project.run("stop")
         if "start" in only:
             # The bare server of the project's own venv.
-            app_start, bare_starts, app_stop, bare_stops = side_by_side_start(project, project.root / ".venv", options.reps, log)
+            app_start, bare_starts, app_stop, bare_stops = side_by_side_start(project, project.root / ".jupyter_venv", options.reps, log)
             ratio = statistics.median(app_start) / statistics.median(bare_starts)
             overhead = statistics.median(app_start) - statistics.median(bare_starts)
             rows.append(
@@ -519,8 +526,8 @@ def rss_kib(pid: int) -> int:
 
 
 def venv_mib(root: Path) -> float:
-    out = subprocess.run(["du", "-sk", str(root / ".venv")], capture_output=True, text=True, check=True).stdout
-    return int(out.split()[0]) / 1024
+    out = subprocess.run(["du", "-sk", str(root / ".venv"), str(root / ".jupyter_venv")], capture_output=True, text=True, check=True).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines()) / 1024
 
 
 def server_rows(reps: int) -> list[tuple[str, str, str, str, str]]:
@@ -552,7 +559,7 @@ def server_rows(reps: int) -> list[tuple[str, str, str, str, str]]:
                 (f"{server}: start until the URL is printed", fmt(starts), "", "", ""),
                 (f"{server}: stop (idle)", fmt(stops), "", "", ""),
                 (f"{server}: RSS of the idle server", " / ".join(f"{v:.0f}" for v in summary(rss)) + " MiB", "", "", ""),
-                (f"{server}: .venv size (du)", f"{venv_mib(project.root):.0f} MiB", "", "", ""),
+                (f"{server}: .venv + .jupyter_venv size (du)", f"{venv_mib(project.root):.0f} MiB", "", "", ""),
             ]
             project.run("stop", check=False)
     finally:
