@@ -176,6 +176,11 @@ idle_timeout_check() {
 # JupyterLab's root holds the project's notebooks, and git keeps what is made there.
 notebook_checks() {
 	local outside=() file shown
+	if [[ -d $NOTEBOOK_DIR ]]; then
+		check PASS "JupyterLab's root exists" "$(rel_dir "$NOTEBOOK_DIR")"
+	else
+		check FAIL "JupyterLab's root exists" "$(rel_dir "$NOTEBOOK_DIR") is missing$(missing_root_remedy)"
+	fi
 	while IFS= read -r file; do
 		[[ -n $file && $file != "$NOTEBOOK_DIR"/* ]] && outside+=("$(rel "$file")")
 	done <<<"$(project_notebooks)"
