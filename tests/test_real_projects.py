@@ -215,6 +215,33 @@ def test_a_pin_that_no_longer_resolves_never_costs_the_user_jupyterlab(adopt):
     assert "deps:      installed" in project.run("status").stdout
 
 
+def test_the_missing_imports_hint_names_distributions_and_never_the_projects_own_modules(adopt):
+    """The hint after bootstrap (and doctor's line) lists what to install, by the name
+    to install it under: mpl_toolkits is matplotlib's, jwt is PyJWT. It leaves out the
+    project's own code: a package under src/, a module at the top level or beside any
+    notebook (not only the importing one's), a module a notebook writes with %%writefile
+    or %%file."""
+    project, _ = adopt(
+        {
+            "src/shapes/__init__.py": "SIDES = 3\n",
+            "analysis_utils.py": "",
+            "notebooks/a/helpers.py": "",
+            "notebooks/a/one.ipynb": notebook(
+                "%%writefile mymod.py\nimport json\n",
+                "%%file -a ../b/written_elsewhere.py\nX = 1\n",
+                "import mymod, shapes, analysis_utils\nfrom mpl_toolkits.mplot3d import Axes3D",
+            ),
+            "notebooks/b/two.ipynb": notebook("import helpers, written_elsewhere\nimport jwt, dotenv", "import numpy as np"),
+        },
+        "ownmodules",
+    )
+    bootstrap = project.run("bootstrap", timeout=600)
+    assert bootstrap.returncode == 0, bootstrap.output
+    assert "notebooks import what is not installed: matplotlib, numpy, PyJWT, python-dotenv;" in bootstrap.stderr, bootstrap.stderr
+    line = doctor_lines(project)["notebook imports installed"]
+    assert line.startswith("WARN") and "not installed: matplotlib, numpy, PyJWT, python-dotenv;" in line, line
+
+
 def test_a_pyproject_toml_that_does_not_parse_fails_bootstrap_instead_of_declaring_nothing(adopt):
     """A merge conflict left in pyproject.toml: its [project] table no longer reads as one."""
     broken = '[project\nname = "lib"\n<<<<<<< HEAD\ndependencies = ["six"]\n'
