@@ -160,6 +160,8 @@ JUPYVERSE_TESTS = {
         "test_a_server_that_lost_its_pid_file_is_an_orphan_that_start_adopts",
         "test_foreground_ctrl_c_stops_the_server_and_its_kernels",
         "test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink",
+        # jupyverse works in the notebook folder: restarted with it deleted.
+        "test_a_missing_notebook_folder_is_named_by_status_and_doctor_and_restart_makes_it",
     },
     "test_hostile": {
         "test_stop_racing_start_leaves_no_orphan",

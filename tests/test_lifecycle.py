@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -262,6 +263,43 @@ def test_restart_comes_back_on_the_port_it_had_while_a_client_holds_connections(
     # An explicit --port still wins.
     moved = project.run("restart", "--no-open", f"--port={port + 1}")
     assert moved.returncode == 0 and project.server_info()["port"] == port + 1, moved.output
+
+
+def test_a_missing_notebook_folder_is_named_by_status_and_doctor_and_restart_makes_it(project: Project, server: str):
+    """JupyterLab's root is gone while the server runs (a `copier update` or a commit
+    dropped the empty notebooks/ with its .gitkeep): jupyter-server answers 404 for its
+    root, so status warns and doctor fails a line, each saying what to run; restart makes
+    the folder again. Stopped, the hint is the mkdir."""
+    notebooks = project.root / "notebooks"
+    project.start()
+    assert project.api("GET", "/api/contents")[0] == 200
+    shutil.rmtree(notebooks)
+    try:
+        if server == "jupyter-server":
+            assert project.api("GET", "/api/contents")[0] == 404
+        status = project.run("status")
+        assert status.returncode == 0, status.output
+        assert "notebooks/ (JupyterLab's root), MISSING" in status.stdout
+        assert "warning: JupyterLab's root notebooks/ is missing, and the running server serves it" in status.stderr
+        assert "run: scripts/app.sh restart" in status.stderr, status.stderr
+        doctor = project.run("doctor", "--offline")
+        assert doctor.returncode == 1
+        assert "FAIL  JupyterLab's root exists" in doctor.stdout and "run: scripts/app.sh restart" in doctor.stdout, doctor.stdout
+
+        restarted = project.run("restart", "--no-open")
+        assert restarted.returncode == 0, restarted.output
+        assert notebooks.is_dir() and project.api("GET", "/api/contents")[0] == 200
+        assert "PASS  JupyterLab's root exists" in project.run("doctor", "--offline").stdout
+
+        assert project.run("stop").returncode == 0
+        notebooks.rmdir()
+        status = project.run("status")
+        assert "warning: JupyterLab's root notebooks/ is missing; run: mkdir -p notebooks" in status.stderr, status.stderr
+        doctor = project.run("doctor", "--offline")
+        assert "FAIL  JupyterLab's root exists" in doctor.stdout and "run: mkdir -p notebooks" in doctor.stdout, doctor.stdout
+    finally:
+        notebooks.mkdir(exist_ok=True)
+        (notebooks / ".gitkeep").touch()
 
 
 # What each server logs when it is up, and when it starts a kernel.

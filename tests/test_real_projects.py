@@ -215,6 +215,33 @@ def test_a_pin_that_no_longer_resolves_never_costs_the_user_jupyterlab(adopt):
     assert "deps:      installed" in project.run("status").stdout
 
 
+def test_the_missing_imports_hint_names_distributions_and_never_the_projects_own_modules(adopt):
+    """The hint after bootstrap (and doctor's line) lists what to install, by the name
+    to install it under: mpl_toolkits is matplotlib's, jwt is PyJWT. It leaves out the
+    project's own code: a package under src/, a module at the top level or beside any
+    notebook (not only the importing one's), a module a notebook writes with %%writefile
+    or %%file."""
+    project, _ = adopt(
+        {
+            "src/shapes/__init__.py": "SIDES = 3\n",
+            "analysis_utils.py": "",
+            "notebooks/a/helpers.py": "",
+            "notebooks/a/one.ipynb": notebook(
+                "%%writefile mymod.py\nimport json\n",
+                "%%file -a ../b/written_elsewhere.py\nX = 1\n",
+                "import mymod, shapes, analysis_utils\nfrom mpl_toolkits.mplot3d import Axes3D",
+            ),
+            "notebooks/b/two.ipynb": notebook("import helpers, written_elsewhere\nimport jwt, dotenv", "import numpy as np"),
+        },
+        "ownmodules",
+    )
+    bootstrap = project.run("bootstrap", timeout=600)
+    assert bootstrap.returncode == 0, bootstrap.output
+    assert "notebooks import what is not installed: matplotlib, numpy, PyJWT, python-dotenv;" in bootstrap.stderr, bootstrap.stderr
+    line = doctor_lines(project)["notebook imports installed"]
+    assert line.startswith("WARN") and "not installed: matplotlib, numpy, PyJWT, python-dotenv;" in line, line
+
+
 def test_a_pyproject_toml_that_does_not_parse_fails_bootstrap_instead_of_declaring_nothing(adopt):
     """A merge conflict left in pyproject.toml: its [project] table no longer reads as one."""
     broken = '[project\nname = "lib"\n<<<<<<< HEAD\ndependencies = ["six"]\n'
@@ -237,6 +264,57 @@ def test_doctor_fails_when_notebooks_lie_outside_the_root_or_git_ignores_it(adop
     assert "stray.ipynb" in doctor["notebooks inside JupyterLab's root"]
     assert doctor["notebook folder tracked by git"].startswith("FAIL")
     assert "add !notebooks/)" in doctor["notebook folder tracked by git"]  # what git understands
+
+
+def files_copier_wrote(project: Project) -> set[str]:
+    """The template's files in a project whose scripts/ the template made."""
+    scripts = {path.relative_to(project.root).as_posix() for path in (project.root / "scripts").rglob("*") if path.is_file()}
+    return scripts | {".copier-answers.yml"}
+
+
+def test_every_template_file_is_committed_whatever_the_projects_gitignore_ignores(adopt):
+    """emcee's .gitignore has `venv*`, which matches scripts/venv_packages.py, and many
+    projects ignore `*.sh`: adopted, `git add -A` still takes every file the template
+    made (the managed block re-includes them; without it a colleague's clone lacks
+    them), the project's own ignored files stay ignored, and doctor passes."""
+    project, _ = adopt(
+        {
+            ".gitignore": "venv*\n*.sh\n",
+            "analysis.ipynb": notebook("1"),
+            "tools/build.sh": "make\n",
+            "venv/lib/site.py": "",
+        },
+        "emcee",
+    )
+    rendered = files_copier_wrote(project)
+    assert {"scripts/venv_packages.py", "scripts/app.sh", "scripts/app.d/doctor.sh"} <= rendered
+    git(project.root, "add", "-A")
+    tracked = set(git(project.root, "ls-files").split())
+    assert sorted(rendered - tracked) == []
+    assert "tools/build.sh" not in tracked and "venv/lib/site.py" not in tracked, "the project's own lines still apply"
+    git(project.root, "commit", "-qm", "adopted jupyter-template")
+
+    bootstrap = project.run("bootstrap", timeout=600)
+    assert bootstrap.returncode == 0, bootstrap.output
+    doctor = project.run("doctor", "--offline")
+    assert doctor.returncode == 0, doctor.stdout
+    assert "PASS  template files tracked by git" in doctor.stdout
+
+
+@pytest.mark.shells
+def test_doctor_names_a_template_file_git_ignores_and_the_command_that_tracks_it(adopt):
+    """A line after the managed block wins over it (git honours the last match): doctor
+    fails, naming the file a clone would lack and how to track it anyway."""
+    project, _ = adopt({"analysis.ipynb": notebook("1")}, "latecomer")
+    with (project.root / ".gitignore").open("a") as gitignore:
+        gitignore.write("venv*\n")
+    line = doctor_lines(project)["template files tracked by git"]
+    assert line.startswith("FAIL") and "git ignores scripts/venv_packages.py," in line, line
+    assert line.endswith("track them: git add -f scripts/venv_packages.py"), line
+    git(project.root, "add", "-f", "scripts/venv_packages.py")
+    assert doctor_lines(project)["template files tracked by git"].startswith("PASS")
+    git(project.root, "add", "-A")
+    assert sorted(files_copier_wrote(project) - set(git(project.root, "ls-files").split())) == []
 
 
 def test_notebooks_git_ignores_and_build_output_do_not_decide_the_root(adopt):
@@ -304,4 +382,5 @@ def test_a_project_of_another_copier_template_keeps_its_answers(adopt):
     assert "notebook_dir: docs/examples" in answers and "_src_path" in answers
     assert "NOTEBOOK_SUBDIR=docs/examples" in project.app.read_text()
     assert "ANSWERS_FILE=.copier-answers.jupyter.yml" in project.app.read_text()
+    assert "!/.copier-answers.jupyter.yml" in (project.root / ".gitignore").read_text().splitlines(), "tracked, whatever .gitignore says"
     assert doctor_lines(project)["notebooks inside JupyterLab's root"].startswith("PASS")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TEMPLATE, TEST_PORTS, Project, render
+from conftest import TEMPLATE, TEST_PORTS, Project, git, render
 
 SPEC_GITIGNORE = [".jupyter_config/", ".jupyter_data/", ".jupyter_runtime/", ".ipython/", ".cache/", ".logs/", ".run/"]
 
@@ -297,6 +297,22 @@ def test_the_gitignore_hook_rewrites_only_its_own_block(tmp_path):
     final = (tmp_path / ".gitignore").read_text().splitlines()
     assert final[0] == "top" and final[-1] == "bottom"
     assert final.count(".logs/") == 1
+
+
+def test_the_gitignore_block_keeps_every_template_file_tracked_even_in_an_ignored_folder(rendered: Project):
+    """git cannot re-include a file whose folder is excluded: a project that ignores
+    scripts/ (or every .py, .sh and .yml) still commits every file the template renders,
+    since the block re-includes the folders too."""
+    root = rendered.root
+    gitignore = root / ".gitignore"
+    gitignore.write_text("scripts/\n*.py\n*.sh\n*.yml\n" + gitignore.read_text())
+    subprocess.run([sys.executable, str(TEMPLATE / "hooks/gitignore_block.py")], cwd=root, check=True)
+    template_files = {path.relative_to(root).as_posix() for path in (root / "scripts").rglob("*") if path.is_file()}
+    assert len(template_files) > 10 and "scripts/venv_packages.py" in template_files
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    tracked = set(git(root, "ls-files").split())
+    assert sorted((template_files | {".copier-answers.yml"}) - tracked) == []
 
 
 def copier_copy_output(destination: Path) -> str:

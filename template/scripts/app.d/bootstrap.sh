@@ -857,53 +857,87 @@ env_owner_words() {
 # distribution to install, by its usual name. Parses the notebooks (json, ast), never
 # runs them.
 missing_imports() {
+	# The project's own modules are not missing: a module or package at its top level,
+	# under src/ or beside any of its notebooks, and one a notebook writes with %%file or
+	# %%writefile. An import name that is not its distribution's (mpl_toolkits is
+	# matplotlib's) is named by its distribution.
 	local notebooks
 	[[ -x $VENV_PYTHON ]] || return 0
 	notebooks=$(project_notebooks)
 	[[ -n $notebooks ]] || return 0 # no notebook: no Python to start
 	printf '%s\n' "$notebooks" | "$VENV_PYTHON" -I -c '
-import ast, importlib.util, json, os, sys
+import ast, importlib.util, json, os, posixpath, shlex, sys
+# Import names that are not the name of the distribution that provides them.
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml",
                  "bs4": "beautifulsoup4", "skimage": "scikit-image", "dateutil": "python-dateutil",
-                 "Bio": "biopython", "attr": "attrs", "google": "google-api-python-client"}
-root, seen, missing = sys.argv[1], set(), []
+                 "Bio": "biopython", "attr": "attrs", "google": "google-api-python-client",
+                 "mpl_toolkits": "matplotlib", "IPython": "ipython", "jwt": "PyJWT", "dotenv": "python-dotenv",
+                 "serial": "pyserial", "usb": "pyusb", "OpenSSL": "pyOpenSSL", "Crypto": "pycryptodome",
+                 "nacl": "PyNaCl", "docx": "python-docx", "pptx": "python-pptx", "magic": "python-magic",
+                 "fitz": "PyMuPDF", "osgeo": "GDAL", "shapefile": "pyshp", "umap": "umap-learn",
+                 "zmq": "pyzmq", "git": "GitPython", "dns": "dnspython", "MySQLdb": "mysqlclient",
+                 "gi": "PyGObject", "wx": "wxPython", "websocket": "websocket-client", "socks": "PySocks",
+                 "slugify": "python-slugify", "Levenshtein": "python-Levenshtein", "ruamel": "ruamel.yaml",
+                 "pkg_resources": "setuptools"}
+root, cells = sys.argv[1], {}
 for path in filter(None, sys.stdin.read().splitlines()):
     try:
         with open(path, encoding="utf-8") as file:
-            cells = json.load(file).get("cells", [])
+            found = json.load(file).get("cells", [])
     except (OSError, ValueError, AttributeError):
         continue
-    here = os.path.dirname(path)
-    for cell in cells:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        # IPython magics and shell escapes are not Python.
-        lines = ["" if line.lstrip().startswith(("%", "!", "?")) else line for line in source.splitlines()]
+    sources = []
+    for cell in found:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            sources.append("".join(source) if isinstance(source, list) else str(source))
+    cells[path] = sources
+# Modules of the project itself: at its top level, under src/, beside any notebook.
+local = set()
+for folder in {root, os.path.join(root, "src"), *map(os.path.dirname, cells)}:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        continue
+    for name in names:
+        if name.endswith((".py", ".so", ".pyd")) or os.path.isdir(os.path.join(folder, name)):
+            local.add(name.partition(".")[0])
+# Modules the notebooks write themselves: %%file NAME.py or %%writefile [-a] NAME.py.
+for source in (s for sources in cells.values() for s in sources):
+    first = source.lstrip().partition("\n")[0].split(None, 1)
+    if first and first[0] in ("%%file", "%%writefile") and len(first) == 2:
         try:
-            tree = ast.parse("\n".join(lines))
-        except (SyntaxError, ValueError):
+            target = next((arg for arg in shlex.split(first[1]) if not arg.startswith("-")), "")
+        except ValueError:
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
+        if target.endswith(".py"):
+            parts = [part for part in posixpath.normpath(target).split("/") if part not in ("", ".", "..")]
+            local.update({parts[-1][: -len(".py")], parts[0].partition(".")[0]} if parts else ())
+seen, missing = set(), []
+for source in (s for sources in cells.values() for s in sources):
+    # IPython magics and shell escapes are not Python.
+    lines = ["" if line.lstrip().startswith(("%", "!", "?")) else line for line in source.splitlines()]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError):
+        continue
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for top in (name.partition(".")[0] for name in names):
+            if top in seen:
                 continue
-            for top in (name.partition(".")[0] for name in names):
-                if top in seen:
-                    continue
-                seen.add(top)
-                local = any(os.path.exists(os.path.join(d, top + ext)) for d in (here, root) for ext in (".py", ""))
-                if top in sys.stdlib_module_names or local or importlib.util.find_spec(top) is not None:
-                    continue
-                missing.append(DISTRIBUTIONS.get(top, top))
+            seen.add(top)
+            if top in sys.stdlib_module_names or top in local or importlib.util.find_spec(top) is not None:
+                continue
+            missing.append(DISTRIBUTIONS.get(top, top))
 print("\n".join(sorted(set(missing), key=str.lower)))' "$PROJECT_ROOT" 2>/dev/null || true
 }
 
-# After a bootstrap: what the notebooks import that nothing installed, with the fix.
 hint_missing_imports() {
 	local missing
 	missing=$(missing_imports)

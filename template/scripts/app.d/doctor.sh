@@ -60,6 +60,7 @@ cmd_doctor() {
 	else
 		check FAIL "git-ignored state (spec 10)" "not ignored: $missing; add them to .gitignore (copier update does)"
 	fi
+	template_files_check
 	notebook_checks
 	import_check
 	excluded_packages_present
@@ -176,9 +177,63 @@ idle_timeout_check() {
 	fi
 }
 
+# The files the template renders, one a line: the ones the managed .gitignore block
+# keeps tracked (its !/ entries, which hooks/gitignore_block.py takes from the template
+# itself), and app.sh, its parts and the answers file, which app.sh knows anyway.
+template_files() {
+	local line in_block=0 part
+	printf '%s\n' scripts/app.sh "$ANSWERS_FILE"
+	for part in $APP_PARTS; do
+		printf '%s\n' "scripts/app.d/$part.sh"
+	done
+	[[ -f $PROJECT_ROOT/.gitignore ]] || return 0
+	while IFS= read -r line || [[ -n $line ]]; do
+		case $line in
+		"# >>> jupyter-template:"*) in_block=1 ;;
+		"# <<< jupyter-template <<<") in_block=0 ;;
+		'!/'*[!/])
+			# A file (a folder ends with '/'), unescaped as git reads it.
+			if ((in_block)); then
+				line=${line#!/}
+				printf '%s\n' "${line//\\/}"
+			fi
+			;;
+		esac
+	done <"$PROJECT_ROOT/.gitignore"
+}
+
+# A template file git ignores never reaches a clone, which then breaks: a pattern of the
+# project's (venv*, *.sh) after the managed block, or in a folder's own .gitignore, wins
+# over the block's !entries. A tracked file is never ignored, so `git add -f` fixes it.
+template_files_check() {
+	local file ignored=() shown=""
+	if ! git -C "$PROJECT_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		check SKIP "template files tracked by git" "not a git repository"
+		return 0
+	fi
+	while IFS= read -r file; do
+		[[ -z $file ]] && continue
+		ignored+=("$file")
+		shown+=" $(printf '%q' "$file")"
+	done <<<"$(cd "$PROJECT_ROOT" && template_files | sort -u | while IFS= read -r file; do
+		[[ -z $file || ! -f $file ]] || printf '%s\0' "$file"
+	done | git check-ignore -z --stdin 2>/dev/null | tr '\0' '\n')"
+	if ((${#ignored[@]} == 0)); then
+		check PASS "template files tracked by git" "git ignores none of the files the template renders"
+	else
+		check FAIL "template files tracked by git" "git ignores ${ignored[*]}, so a clone lacks them (a .gitignore line after" \
+			"the managed block, or in a folder, wins over its !entries); track them: git add -f$shown"
+	fi
+}
+
 # JupyterLab's root holds the project's notebooks, and git keeps what is made there.
 notebook_checks() {
 	local outside=() file shown
+	if [[ -d $NOTEBOOK_DIR ]]; then
+		check PASS "JupyterLab's root exists" "$(rel_dir "$NOTEBOOK_DIR")"
+	else
+		check FAIL "JupyterLab's root exists" "$(rel_dir "$NOTEBOOK_DIR") is missing$(missing_root_remedy)"
+	fi
 	while IFS= read -r file; do
 		[[ -n $file && $file != "$NOTEBOOK_DIR"/* ]] && outside+=("$(rel "$file")")
 	done <<<"$(project_notebooks)"

@@ -57,6 +57,18 @@ idle_stop_time() {
 	fi
 }
 
+# What to do about a missing notebook directory (gather_status has run): git drops an
+# empty folder (a commit without its .gitkeep). A running jupyter-server answers 404 for
+# it, jupyverse (which works in it) an empty folder that is gone: a restart makes it
+# again (start's create_isolation_dirs) and serves it.
+missing_root_remedy() {
+	if [[ $SERVER_STATE == running || $SERVER_STATE == starting ]]; then
+		printf '%s' ", and the running server serves it (jupyter-server answers 404); run: scripts/app.sh restart (start makes the folder)"
+	else
+		printf '%s' "; run: mkdir -p $(printf '%q' "$(rel "$NOTEBOOK_DIR")") (scripts/app.sh start makes it too)"
+	fi
+}
+
 # status: removes the PID file of a server that stopped itself, unless another app.sh
 # command of this project holds the lock (it may be writing a new one) or the file
 # changed meanwhile.
@@ -95,6 +107,7 @@ cmd_status() {
 	fi
 	gather_status
 	((SERVER_NO_AUTH == 0)) || warn "the server (PID $TRACKED_PID) $NO_AUTH_MESSAGE"
+	[[ -d $NOTEBOOK_DIR ]] || warn "JupyterLab's root $(rel_dir "$NOTEBOOK_DIR") is missing$(missing_root_remedy)"
 	if ((json)); then
 		status_json
 		return "$STATUS_CODE"
@@ -126,7 +139,9 @@ cmd_status() {
 	failed) printf '%-10s %s\n' "deps:" "failed at the last bootstrap (JupyterLab works without them); run: scripts/app.sh bootstrap" ;;
 	none) printf '%-10s %s\n' "deps:" "none declared (requirements.txt, pyproject.toml)" ;;
 	esac
-	printf '%-10s %s\n' "notebooks:" "$(rel_dir "$NOTEBOOK_DIR") (JupyterLab's root)"
+	local root_missing=""
+	[[ -d $NOTEBOOK_DIR ]] || root_missing=", MISSING (see the warning)"
+	printf '%-10s %s\n' "notebooks:" "$(rel_dir "$NOTEBOOK_DIR") (JupyterLab's root)$root_missing"
 	local note=${RUNNING_OLD_SERVER:+, still $RUNNING_OLD_SERVER: switch it to $SERVER with scripts/app.sh restart}
 	((SERVER_NO_AUTH == 0)) || note+=", WITHOUT authentication: stop it"
 	case $SERVER_STATE in
