@@ -78,7 +78,7 @@ def conflict_leftovers(root: Path) -> list[str]:
     """Files a failed merge leaves: .rej/.orig files, conflict markers."""
     found = []
     for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if d not in (".venv", ".git")]
+        subdirs[:] = [d for d in subdirs if d not in (".venv", ".jupyter_venv", ".git")]
         for name in files:
             path = Path(directory) / name
             if name.endswith((".rej", ".orig")):

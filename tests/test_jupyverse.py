@@ -196,7 +196,7 @@ def test_an_idle_timeout_is_refused_with_jupyverse_which_has_none(copie):
 
 
 def installed(project: Project) -> set[str]:
-    """The distributions in the project's venv, by normalised name."""
+    """The distributions in the server's venv (.jupyter_venv), by normalised name."""
     code = "from importlib import metadata; print('\\n'.join(d.metadata['Name'].lower().replace('_', '-') for d in metadata.distributions()))"
     listing = subprocess.run([str(project.root / ".jupyter_venv/bin/python"), "-c", code], capture_output=True, text=True, check=True)
     return set(listing.stdout.split())
@@ -217,7 +217,9 @@ def test_switching_servers_with_copier_update_removes_the_other_servers_packages
     git(root, "commit", "-qm", "rendered")
     bootstrap(project)
     with_jupyter_server = installed(project)
-    assert {"jupyter-server", "jupyterlab", "iniconfig"} <= with_jupyter_server
+    assert {"jupyter-server", "jupyterlab"} <= with_jupyter_server and "iniconfig" not in with_jupyter_server
+    iniconfig = [str(root / ".venv/bin/python"), "-c", "import iniconfig"]
+    assert subprocess.run(iniconfig).returncode == 0, "the project's own, in its .venv"
     try:
         for server in ("jupyverse", "jupyter-server"):
             if server == "jupyverse":  # switched while JupyterLab runs
@@ -252,7 +254,8 @@ def test_switching_servers_with_copier_update_removes_the_other_servers_packages
             assert "damaged" not in result.stderr
             now = installed(project)
             if server == "jupyverse":
-                assert {"jupyverse", "fps", "iniconfig", "ipykernel"} <= now
+                assert {"jupyverse", "fps"} <= now
+                assert subprocess.run(iniconfig).returncode == 0, "the project's .venv is not the server's"
                 assert not now & {"jupyter-server", "jupyterlab", "jupyterlab-server", "jupyter-lsp", "notebook-shim"}
             else:
                 assert now == with_jupyter_server, "back to jupyter-server: the venv a fresh bootstrap makes"

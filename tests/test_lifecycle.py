@@ -56,7 +56,7 @@ def test_bootstrap_registers_the_kernel_in_the_venv_exactly_as_the_spec_says(boo
     spec = json.loads((root / ".venv/share/jupyter/kernels/e2e-proj/kernel.json").read_text())
     assert spec["display_name"] == "E2E Proj"
     # The project's own Python runs the kernel; ipykernel comes from app.sh's directory.
-    assert spec["argv"] == [str(root / ".venv/bin/python"), "-Xfrozen_modules=off", str(root / "scripts/kernel_launcher.py"), "-f", "{connection_file}"]
+    assert spec["argv"] == [str(root / ".venv/bin/python"), "-Xfrozen_modules=off", str(root / "scripts/ipykernel_launcher.py"), "-f", "{connection_file}"]
     assert spec["env"] == {"IPYTHONDIR": str(root / ".ipython"), "MPLCONFIGDIR": str(root / ".cache/matplotlib")}
     assert not (Path.home() / ".local/share/jupyter/kernels/e2e-proj").exists(), "never --user"
     for directory in (".jupyter_config", ".jupyter_data", ".jupyter_runtime", ".ipython", ".cache/matplotlib", ".logs"):
@@ -68,7 +68,7 @@ def test_bootstrap_registers_the_kernel_in_the_venv_exactly_as_the_spec_says(boo
 def test_the_kernel_spec_is_the_one_ipykernel_itself_writes(bootstrapped_project: Project, tmp_path: Path):
     # bootstrap writes the spec without importing ipykernel (~1 s on a new venv): what
     # ipykernel's own install writes for the same kernel must be the same, file by file.
-    # The command differs on purpose: the project's Python runs scripts/kernel_launcher.py.
+    # The command differs on purpose: the project's Python runs scripts/ipykernel_launcher.py.
     root = bootstrapped_project.root
     (support,) = (root / ".jupyter_venv/kernel").glob("python3.*")
     subprocess.run(
@@ -84,7 +84,7 @@ def test_the_kernel_spec_is_the_one_ipykernel_itself_writes(bootstrapped_project
     for path in theirs.iterdir():
         if path.name == "kernel.json":
             mine, its = json.loads((ours / path.name).read_text()), json.loads(path.read_text())
-            assert mine.pop("argv")[2] == str(root / "scripts/kernel_launcher.py")
+            assert mine.pop("argv")[2] == str(root / "scripts/ipykernel_launcher.py")
             assert its.pop("argv")[2:4] == ["-m", "ipykernel_launcher"]
             assert mine == its
             assert (ours / path.name).read_text().startswith('{\n "argv": [\n'), "indent 1, as ipykernel writes it"
@@ -754,7 +754,7 @@ def test_a_path_with_spaces_brackets_and_symbols_reached_through_a_symlink(make_
     project = make_project("spaced", where=root, bootstrapped=False)
     result = project.run("start", "--no-open")  # bootstraps first: there is no venv yet
     assert result.returncode == 0, result.output
-    assert "no venv yet: bootstrapping first" in result.stderr
+    assert ".jupyter_venv is not there yet: bootstrapping first" in result.stderr
     assert project.server_info()["root_dir"] == str(root / "notebooks")
 
     link = tmp_path / "link"

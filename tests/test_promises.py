@@ -92,6 +92,7 @@ def project_env(project: Project) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": str(root / ".jupyter_runtime"),
         "IPYTHONDIR": str(root / ".ipython"),
         "MPLCONFIGDIR": str(root / ".cache/matplotlib"),
+        "JUPYTER_PATH": str(root / ".venv/share/jupyter"),
     }
 
 

@@ -11,7 +11,7 @@
 # tool to, and never writes pyproject.toml or the lock. Without one, app.sh installs into
 # .venv what requirements.txt and pyproject.toml declare. ipykernel is in neither: it is
 # installed for the project's Python into .jupyter_venv/kernel (KERNEL_SUPPORT), which
-# scripts/kernel_launcher.py adds after the project's own packages, so no `uv sync` can
+# scripts/ipykernel_launcher.py adds after the project's own packages, so no `uv sync` can
 # take it away and the project's versions always win.
 
 # Sets ENV_OWNER, who owns the project's environment: uv, poetry or pdm (the project has
@@ -95,7 +95,7 @@ venv_python_version() {
 }
 
 # Sets KERNEL_SUPPORT, the directory of ipykernel for the project's Python
-# (.jupyter_venv/kernel/pythonX.Y, as scripts/kernel_launcher.py looks for it).
+# (.jupyter_venv/kernel/pythonX.Y, as scripts/ipykernel_launcher.py looks for it).
 kernel_support_path() {
 	local version
 	version=$(venv_python_version)
@@ -169,7 +169,7 @@ stamped_dependencies() {
 # Nothing changed since a bootstrap that installed everything.
 bootstrap_is_current() {
 	stamped_dependencies
-	[[ -x $VENV_PYTHON && -x $JUPYTER_LAB && -f $KERNEL_SPEC && -f $BOOTSTRAP_STAMP && ! -f $LEGACY_STAMP ]] || return 1
+	[[ -x $VENV_PYTHON && -x $JUPYTER_PYTHON && -x $JUPYTER_LAB && -f $KERNEL_SPEC && -f $BOOTSTRAP_STAMP && ! -f $LEGACY_STAMP ]] || return 1
 	kernel_support_path
 	[[ -d $KERNEL_SUPPORT/ipykernel ]] || return 1
 	local stamp=""
@@ -715,7 +715,7 @@ packages_only_needed_by() {
 # .venv/share/jupyter/kernels/NAME (the server finds it through JUPYTER_PATH). Writes
 # what `python -m ipykernel install --sys-prefix --name ... --display-name ... --env ...`
 # writes (ipykernel's logos and a kernel.json, indent 1), but the command is the
-# project's Python running scripts/kernel_launcher.py, which adds ipykernel from
+# project's Python running scripts/ipykernel_launcher.py, which adds ipykernel from
 # .jupyter_venv/kernel (KERNEL_SUPPORT); the tool that owns the environment is named,
 # so that %pip install can say how to add a package for good. A test compares it with
 # ipykernel's own.
@@ -744,7 +744,13 @@ shutil.copytree(resources, destination)
 with open(os.path.join(destination, "kernel.json"), "w") as file:
     json.dump(spec, file, indent=1)' "${KERNEL_SPEC%/*}" "$KERNEL_SUPPORT/ipykernel/resources" "$DISPLAY_NAME" \
 		"$VENV_PYTHON" "$KERNEL_LAUNCHER" "${owner[0]-}" \
-		IPYTHONDIR "$PROJECT_ROOT/.ipython" MPLCONFIGDIR "$PROJECT_ROOT/.cache/matplotlib"
+		IPYTHONDIR "$PROJECT_ROOT/.ipython" MPLCONFIGDIR "$PROJECT_ROOT/.cache/matplotlib" || return 1
+	# Jupyter tools run from .jupyter_venv (jupyter execute, nbconvert, console) find it
+	# without JUPYTER_PATH too: a relative link, which moves with the project.
+	local link=$JUPYTER_VENV/share/jupyter/kernels/$PROJECT_NAME
+	{ mkdir -p "${link%/*}" && rm -rf "$link" && ln -s "../../../../.venv/share/jupyter/kernels/$PROJECT_NAME" "$link"; } ||
+		warn "cannot link the kernel into $(rel "${link%/*}")"
+	return 0
 }
 
 # The project's JupyterLab defaults, kept in the venv; bootstrap and start apply them
@@ -763,9 +769,16 @@ with open(os.path.join(destination, "kernel.json"), "w") as file:
 #   before. Written once, only when absent: labextension disable --sys-prefix merges in.
 apply_venv_defaults() {
 	[[ -d $JUPYTER_VENV ]] || return 0
-	# In a .venv its package manager owns, ipykernel's spec is a file of the project's own ipykernel.
-	if [[ $PROJECT_NAME != python3 && -d $NATIVE_KERNEL_DIR ]] && venv_is_ours; then
-		rm -rf "$NATIVE_KERNEL_DIR" || warn "cannot remove $(rel "$NATIVE_KERNEL_DIR")"
+	# JupyterLab needs ipykernel in .jupyter_venv, whose spec would be a second kernel.
+	# In a .venv its package manager owns, ipykernel's spec is a file of the project's own
+	# ipykernel, left alone (doctor says so).
+	if [[ $PROJECT_NAME != python3 ]]; then
+		local native
+		for native in "$SERVER_NATIVE_KERNEL_DIR" "$NATIVE_KERNEL_DIR"; do
+			[[ -d $native ]] || continue
+			[[ $native == "$SERVER_NATIVE_KERNEL_DIR" ]] || venv_is_ours || continue
+			rm -rf "$native" || warn "cannot remove $(rel "$native")"
+		done
 	fi
 	if [[ ! -e $LAB_PAGE_CONFIG_FILE ]]; then
 		{ mkdir -p "${LAB_PAGE_CONFIG_FILE%/*}" && printf '%s\n' '{"buildCheck": false}' >"$LAB_PAGE_CONFIG_FILE"; } 2>/dev/null ||
@@ -863,6 +876,7 @@ missing_imports() {
 	# matplotlib's) is named by its distribution.
 	local notebooks
 	[[ -x $VENV_PYTHON ]] || return 0
+	kernel_support_path
 	notebooks=$(project_notebooks)
 	[[ -n $notebooks ]] || return 0 # no notebook: no Python to start
 	printf '%s\n' "$notebooks" | "$VENV_PYTHON" -I -c '
@@ -880,6 +894,7 @@ DISTRIBUTIONS = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pill
                  "slugify": "python-slugify", "Levenshtein": "python-Levenshtein", "ruamel": "ruamel.yaml",
                  "pkg_resources": "setuptools"}
 root, cells = sys.argv[1], {}
+sys.path.extend(sys.argv[2:])  # what the kernel adds: ipykernel, IPython
 for path in filter(None, sys.stdin.read().splitlines()):
     try:
         with open(path, encoding="utf-8") as file:
@@ -935,7 +950,7 @@ for source in (s for sources in cells.values() for s in sources):
             if top in sys.stdlib_module_names or top in local or importlib.util.find_spec(top) is not None:
                 continue
             missing.append(DISTRIBUTIONS.get(top, top))
-print("\n".join(sorted(set(missing), key=str.lower)))' "$PROJECT_ROOT" 2>/dev/null || true
+print("\n".join(sorted(set(missing), key=str.lower)))' "$PROJECT_ROOT" "$KERNEL_SUPPORT" 2>/dev/null || true
 }
 
 hint_missing_imports() {

@@ -93,7 +93,13 @@ cmd_doctor() {
 	else
 		check FAIL "kernel in the venv (spec 2)" "'$PROJECT_NAME' missing, or not naming this venv's Python and this project's IPYTHONDIR and MPLCONFIGDIR; run: scripts/app.sh bootstrap"
 	fi
-	if [[ $PROJECT_NAME == python3 || ! -d $NATIVE_KERNEL_DIR ]]; then
+	if [[ $PROJECT_NAME != python3 && -d $SERVER_NATIVE_KERNEL_DIR ]]; then
+		check FAIL "only the project's kernel (spec 2)" "$(rel "$SERVER_NATIVE_KERNEL_DIR") ('Python 3 (ipykernel)', the server's" \
+			"own Python) would be offered beside '$PROJECT_NAME'; remove it: scripts/app.sh bootstrap"
+	elif [[ $PROJECT_NAME != python3 && -d $NATIVE_KERNEL_DIR ]] && ! venv_is_ours; then
+		check WARN "only the project's kernel (spec 2)" "$(rel "$NATIVE_KERNEL_DIR") ('Python 3 (ipykernel)', from the project's own" \
+			"ipykernel) runs without this project's IPYTHONDIR and MPLCONFIGDIR; it is ${ENV_OWNER}'s file, which app.sh leaves: choose '$DISPLAY_NAME'"
+	elif [[ $PROJECT_NAME == python3 || ! -d $NATIVE_KERNEL_DIR ]]; then
 		check PASS "only the project's kernel (spec 2)" "no 'Python 3 (ipykernel)' beside '$PROJECT_NAME'"
 	else
 		check FAIL "only the project's kernel (spec 2)" "$(rel "$NATIVE_KERNEL_DIR") ('Python 3 (ipykernel)', which an install of" \

@@ -8,7 +8,7 @@ that app.sh owns (.jupyter_venv/kernel/pythonX.Y, installed for this Python, wit
 project's own versions of what both need), added after the project's packages: the
 project's versions always win, and nothing is written into its environment.
 
-    python kernel_launcher.py [--owner=TOOL] -f CONNECTION_FILE [ipykernel options]
+    python ipykernel_launcher.py [--owner=TOOL] -f CONNECTION_FILE [ipykernel options]
 
 --owner names the tool that owns the environment (uv, poetry, pdm): `%pip install`
 then says, once, how to add a package so that the tool keeps it.
