@@ -109,7 +109,7 @@ bootstrap_fingerprint() {
 	jupyter_requirements
 	{
 		printf '%s\n' "stamp-v3" "$PROJECT_ROOT" "$PROJECT_NAME" "$DISPLAY_NAME" "${REQUIREMENTS[@]}" \
-			"${KERNEL_REQUIREMENTS[@]}" "owner=$ENV_OWNER" "python=$(venv_python_version)" \
+			"${KERNEL_REQUIREMENTS[@]}" "launcher=$KERNEL_LAUNCHER" "owner=$ENV_OWNER" "python=$(venv_python_version)" \
 			"extras=${APP_EXTRAS:-}" "groups=${APP_GROUPS:-}" "exclude=$EXCLUDED_PACKAGES"
 		for file in ${DEPENDENCY_FILES[@]+"${DEPENDENCY_FILES[@]}"}; do
 			printf '== %s\n' "$file"
@@ -566,6 +566,10 @@ install_into() {
 	if [[ -n $UV ]]; then
 		local -a options=()
 		install_options
+		# Compiled here, in parallel: the kernel imports all of it at its first start,
+		# where compiling took ~1 s more (the server's copies of traitlets, tornado, zmq
+		# are not the kernel's).
+		[[ " ${options[*]-} " == *" --compile-bytecode "* ]] || options+=(--compile-bytecode)
 		"$UV" pip install ${options[@]+"${options[@]}"} --python "$VENV_PYTHON" --target "$dir" "$@" >&2
 	elif "$VENV_PYTHON" -m pip --version >/dev/null 2>&1; then
 		"$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check --target "$dir" "$@" >&2
