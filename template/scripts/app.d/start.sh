@@ -368,7 +368,11 @@ ensure_venv() {
 		;;
 	previous)
 		# Never from under the old server, still running: start reports it, restart stops it first.
-		legacy_server_running && return 0
+		if legacy_server_running; then
+			say "the running server runs from $(rel "$VENV_DIR"), as an earlier release laid it out;" \
+				"scripts/app.sh restart moves it to $(rel "$JUPYTER_VENV")"
+			return 0
+		fi
 		say "moving JupyterLab from $(rel "$VENV_DIR") to $(rel "$JUPYTER_VENV") (this release keeps the server apart): bootstrapping first"
 		run_bootstrap 0
 		return 0
