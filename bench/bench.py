@@ -147,6 +147,62 @@ def start_busy_kernels(project: Project, url: str, token: str, count: int = 3) -
         subprocess.run([str(project.root / ".jupyter_venv/bin/python"), "-c", BUSY_KERNEL, str(connection)], check=True)
 
 
+# Seconds from asking the server for a kernel (POST /api/kernels) to the first output
+# of `print` in it, as a frontend sees it; run with a Python that has jupyter_client.
+FIRST_RESULT = """
+import json, sys, time, urllib.request
+from jupyter_client import BlockingKernelClient
+url, token, runtime, name = sys.argv[1:5]
+headers = {"Authorization": "token " + token, "Content-Type": "application/json"}
+started = time.perf_counter()
+request = urllib.request.Request(url + "/api/kernels", data=json.dumps({"name": name}).encode(), headers=headers, method="POST")
+kernel = json.loads(urllib.request.urlopen(request, timeout=60).read())
+client = BlockingKernelClient(connection_file=runtime + "/kernel-" + kernel["id"] + ".json")
+client.load_connection_file()
+client.start_channels()
+client.wait_for_ready(timeout=60)
+seen = []
+client.execute_interactive("print('ready')", timeout=60, output_hook=lambda m: seen.append(m["msg_type"] == "stream"))
+elapsed = time.perf_counter() - started
+assert any(seen), "no output"
+urllib.request.urlopen(urllib.request.Request(url + "/api/kernels/" + kernel["id"], headers=headers, method="DELETE"), timeout=60)
+print(elapsed)
+"""
+
+
+def first_result(python: Path, url: str, token: str, project: Project, name: str) -> float:
+    out = subprocess.run(
+        [str(python), "-c", FIRST_RESULT, url, token, str(project.root / ".jupyter_runtime"), name],
+        capture_output=True, text=True, check=True, env=project.env, timeout=120,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def side_by_side_first_result(project: Project, user: Path, reps: int, log) -> tuple[list[float], list[float]]:
+    """A new kernel's first result: app.sh's server and kernel (the project's .venv with
+    ipykernel from .jupyter_venv/kernel) against a bare server of a user's venv and its
+    own ipykernel, one venv for both, as the earlier layout had it."""
+    project.run("start", "--no-open")
+    url, token = project.token_url()
+    bare = bare_start(project, user)[1]
+    bare_url, bare_tok = f"http://127.0.0.1:{PORT}", bare_token(project, bare)
+    ours, theirs = [], []
+    try:
+        for run in range(reps + 1):  # the first of each caches bytecode: not measured
+            log(f"kernel start to first result: round {run} of {reps}")
+            pair = (
+                first_result(project.root / ".jupyter_venv/bin/python", url, token, project, "bench"),
+                first_result(user / "bin/python", bare_url, bare_tok, project, "python3"),
+            )
+            if run:
+                ours.append(pair[0])
+                theirs.append(pair[1])
+    finally:
+        bare_stop(bare)
+        project.run("stop")
+    return ours, theirs
+
+
 def bare_server(project: Project, venv: Path | None = None) -> subprocess.Popen:
     venv = venv or project.root / ".jupyter_venv"
     args = [str(venv / "bin/jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={PORT}"]
@@ -403,6 +459,10 @@ def main() -> int:
                 ratio_row("start until the URL is printed / bare `jupyter lab` of a user's venv until /api answers", app_start, bare_starts, 0.55)
             )
             rows.append(ratio_row("stop, idle / bare SIGTERM-to-exit of a user's venv", app_stop, bare_stops, 1.0))
+            ours, theirs = side_by_side_first_result(project, user, max(3, options.reps), log)
+            rows.append(
+                ratio_row("kernel start to first result (POST /api/kernels to print's output) / one venv's own ipykernel", ours, theirs, 1.2)
+            )
 
         if "sse" in only:
             log("server-side execution: render, bootstrap, a user's venv with the same requirements")

@@ -3,7 +3,7 @@ bootstrapped by the previous layout, where JupyterLab lived in the project's .ve
 
 The promise: JupyterLab lives in .jupyter_venv, app.sh's own; the kernel runs the
 project's .venv, exactly as its lock says, with ipykernel added from
-.jupyter_venv/kernel by scripts/kernel_launcher.py. So the user's own `uv sync`,
+.jupyter_venv/kernel by scripts/ipykernel_launcher.py. So the user's own `uv sync`,
 `uv run`, `uv add`, `poetry install` never take the server (or the kernel) away, app.sh
 never writes pyproject.toml or the lock, and a lock may pin what JupyterLab needs at
 another version. Each project is built here as its tool builds it (`uv init`, `uv add`,
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEMPLATE, TEST_PORTS, Project, git, leave_nothing_behind, pid_alive, process_table
+import conftest
+from conftest import TEMPLATE, TEST_PORTS, Project, Result, git, pid_alive, process_table
 from test_existing_projects import CHANGELOG_RELEASES, commit_all, copier_cli, render_at
-from test_real_projects import RUN_CELL
 
 pytestmark = [pytest.mark.slow, pytest.mark.shells]
 
@@ -65,19 +65,19 @@ POETRY = ("uv", "tool", "run", "poetry")
 POETRY_ENV = {"POETRY_VIRTUALENVS_IN_PROJECT": "true"}
 
 
-def poetry_project(root: Path, dependency: str, locked: str) -> Path:
+def poetry_project(root: Path, dependency: str, locked: str, env: dict = POETRY_ENV) -> Path:
     """A poetry project (PEP 621, package-mode = false) declaring DEPENDENCY, whose
     poetry.lock holds LOCKED (locked first, then the declaration loosened and locked
-    again: poetry keeps the locked version)."""
+    again: poetry keeps the locked version). ENV: poetry's settings."""
     root.mkdir(parents=True)
     pyproject = (
         f'[project]\nname = "{root.name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
         "dependencies = [{}]\n\n[tool.poetry]\npackage-mode = false\n"
     )
     (root / "pyproject.toml").write_text(pyproject.format(f'"{locked}"'))
-    user(root, *POETRY, "lock", env=POETRY_ENV)
+    user(root, *POETRY, "lock", env=env)
     (root / "pyproject.toml").write_text(pyproject.format(f'"{dependency}"'))
-    user(root, *POETRY, "lock", env=POETRY_ENV)
+    user(root, *POETRY, "lock", env=env)
     return root
 
 
@@ -94,17 +94,10 @@ def owned_files(root: Path, *names: str) -> dict[str, bytes]:
 
 
 def settled(project: Project) -> list[tuple[int, str]]:
-    """stop, then whatever of the project still runs (killed): none, or a failure. Also
-    what runs from .jupyter_venv, which conftest's markers do not name."""
-    leave_nothing_behind(project)
-    marker = f"{project.root}/.jupyter_venv/"
-    left = [(pid, args) for pid, _, args in process_table() if marker in args]
-    for pid, _ in left:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-    return left
+    """`stop`, as a user ends the day; then what of the project still runs (killed):
+    nothing, or the test fails."""
+    project.run("stop", timeout=60)
+    return project.kill_everything()
 
 
 @pytest.fixture
@@ -130,6 +123,41 @@ def adopt(template_repo: Path):
     assert not any(left), f"processes left behind after stop: {left}"
 
 
+# Runs one cell in the kernel of a connection file (argv 1), whose process is argv 3;
+# prints what the cell printed (both streams; an error as "ERROR name: value"). No
+# heartbeat: a kernel still importing ipykernel when the first ping goes unanswered for
+# a second is not dead. Its process is: a kernel that died is said so at once.
+RUN_CELL = """
+import os, sys, time
+from jupyter_client import BlockingKernelClient
+client = BlockingKernelClient()
+client.load_connection_file(sys.argv[1])
+client.start_channels(hb=False)
+deadline = time.monotonic() + 90
+while True:
+    try:
+        client.wait_for_ready(timeout=2)
+        break
+    except RuntimeError:
+        try:
+            os.kill(int(sys.argv[3]), 0)
+        except ProcessLookupError:
+            sys.exit("the kernel died before it replied (see the server's log)")
+        if time.monotonic() > deadline:
+            raise
+out = []
+def keep(msg):
+    if msg["msg_type"] == "stream":
+        out.append(msg["content"]["text"])
+    elif msg["msg_type"] == "error":
+        out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+reply = client.execute_interactive(sys.argv[2], timeout=90, output_hook=keep)
+client.stop_channels()
+print("".join(out), end="")
+sys.exit(reply["content"]["status"] != "ok")
+"""
+
+
 def client_python(project: Project) -> Path:
     """A Python with jupyter_client: the server's (.jupyter_venv), or in the previous
     layout, .venv."""
@@ -140,28 +168,43 @@ def client_python(project: Project) -> Path:
     raise AssertionError(f"no Python with jupyter_client in {project.root}")
 
 
-def run_cell(project: Project, connection: Path, code: str, *, ok: bool = True) -> str:
-    """Runs CODE in the kernel of CONNECTION as a frontend does; returns what it printed
-    (stdout and stderr streams, errors as 'ERROR name: value'). OK: the cell must succeed."""
+def run_cell(project: Project, kernel: tuple[str, int], code: str, *, ok: bool = True) -> str:
+    """Runs CODE in KERNEL (its id and process, as start_kernel gives them) as a frontend
+    does; returns what it printed (both streams, errors as 'ERROR name: value'). OK: the
+    cell must succeed (else the server's log says why)."""
     ran = subprocess.run(
-        [str(client_python(project)), "-c", RUN_CELL, str(connection), code],
+        [str(client_python(project)), "-c", RUN_CELL, str(project.runtime_dir / f"kernel-{kernel[0]}.json"), code, str(kernel[1])],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    if ok:
-        assert ran.returncode == 0, f"the cell failed: {ran.stdout}{ran.stderr}"
+    if ok and ran.returncode != 0:
+        raise AssertionError(f"the cell failed: {ran.stdout}{ran.stderr}\n{log_tail(project)}")
     return ran.stdout
+
+
+def log_tail(project: Project) -> str:
+    log = (project.root / ".logs/jupyter.log").read_text(errors="replace").splitlines()
+    return "the server's log ends:\n" + "\n".join(log[-12:])
+
+
+def start_kernel(project: Project) -> tuple[str, int]:
+    """A kernel started as JupyterLab starts one: its id and process. A kernel that dies
+    at once (the server restarts it, then gives up) fails with the server's log."""
+    try:
+        return project.start_kernel()
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{log_tail(project)}") from None
 
 
 def run_in_new_kernel(project: Project, code: str) -> str:
     """Starts a kernel in the running server (as JupyterLab does), runs CODE in it, shuts
     it down; returns what the cell printed."""
-    kernel, pid = project.start_kernel()
+    kernel = start_kernel(project)
     try:
-        return run_cell(project, project.connection_file(pid), code)
+        return run_cell(project, kernel, code)
     finally:
-        project.api("DELETE", f"/api/kernels/{kernel}")
+        project.api("DELETE", f"/api/kernels/{kernel[0]}")
 
 
 def assert_serving(project: Project, pid: int) -> None:
@@ -183,26 +226,29 @@ VERSION_OF = "import importlib.metadata as m; print(m.version({!r}))"
 
 def test_a_uv_project_survives_uv_sync_uv_run_and_uv_add(adopt, tmp_path):
     """The user keeps working as uv users do while JupyterLab runs: `uv sync`, `uv run`,
-    `uv add six`. After each, status is fine and the running server starts kernels that
-    run code; a new kernel imports what `uv add` added; the next start takes in the new
-    lock by itself (a bootstrap of the project's side only: JupyterLab is not
-    reinstalled); app.sh never writes pyproject.toml or uv.lock.
+    `uv add six`. After each, status is fine, the notebook left open still runs code and
+    the running server starts kernels that do; a new kernel imports what `uv add` added;
+    the next start takes in the new lock by itself (a bootstrap of the project's side
+    only: JupyterLab is not reinstalled); app.sh never writes pyproject.toml or uv.lock,
+    and its sync of the user's own .venv keeps what they installed there by hand.
 
     Previous layout: JupyterLab was in .venv, so the first `uv sync` (exact) removed it,
     and the server's own venv was broken (status: "venv: broken")."""
     root = uv_project(tmp_path / "uvproj", "iniconfig")
+    user(root, "uv", "pip", "install", "--quiet", "tomli")  # by hand, into the user's .venv
     before = owned_files(root, "pyproject.toml", "uv.lock")
     project = adopt(root)
-    started = project.start()
-    assert "syncing .venv with uv.lock" in started.stderr, started.stderr
+    project.start()
     assert owned_files(root, "pyproject.toml", "uv.lock") == before, "app.sh never writes pyproject.toml or uv.lock"
     pid = project.server_pid()
-    assert run_in_new_kernel(project, "import iniconfig; print('iniconfig')") == "iniconfig\n"
+    notebook = start_kernel(project)
+    assert run_cell(project, notebook, "import iniconfig, tomli; print('mine')") == "mine\n"
     assert not list((root / ".venv/lib").glob("python*/site-packages/ipykernel")), "ipykernel is not in the project's .venv"
 
     for command in (("uv", "sync"), ("uv", "run", "python", "-c", "pass"), ("uv", "add", "six")):
         user(root, *command)
         assert_serving(project, pid)
+        assert run_cell(project, notebook, "print('still here')") == "still here\n"
     assert run_in_new_kernel(project, "import six, iniconfig; print(six.__name__)") == "six\n"
     after_uv_add = owned_files(root, "pyproject.toml", "uv.lock")
     assert after_uv_add != before
@@ -211,6 +257,7 @@ def test_a_uv_project_survives_uv_sync_uv_run_and_uv_add(adopt, tmp_path):
     restarted = project.start()
     assert "uv.lock or the project's Python changed since the last bootstrap: bootstrapping again" in restarted.stderr, restarted.stderr
     assert "installing jupyterlab" not in restarted.stderr, "the lock changed, not the server: JupyterLab stays"
+    assert "already bootstrapped" in project.run("bootstrap").stderr, "start took the new lock in"
     assert owned_files(root, "pyproject.toml", "uv.lock") == after_uv_add
     assert_serving(project, project.server_pid())
     assert run_in_new_kernel(project, "import six, iniconfig; print('both')") == "both\n"
@@ -259,13 +306,12 @@ def test_percent_pip_install_in_a_uv_project_says_uv_add_is_the_way(adopt, tmp_p
     which says nothing."""
     project = adopt(uv_project(tmp_path / "pipnote", "iniconfig"))
     project.start()
-    kernel, pid = project.start_kernel()
-    connection = project.connection_file(pid)
-    said = run_cell(project, connection, "%pip install six", ok=False)
+    kernel = start_kernel(project)
+    said = run_cell(project, kernel, "%pip install six", ok=False)
     assert "Add packages with `uv add NAME`" in said, said
-    again = run_cell(project, connection, "%pip install six", ok=False)
+    again = run_cell(project, kernel, "%pip install six", ok=False)
     assert "uv add" not in again, f"the note is said once per kernel: {again}"
-    project.api("DELETE", f"/api/kernels/{kernel}")
+    project.api("DELETE", f"/api/kernels/{kernel[0]}")
 
 
 # --- poetry --------------------------------------------------------------------------------
@@ -294,17 +340,37 @@ def test_a_poetry_project_runs_its_locked_versions_and_survives_poetry_install(a
     assert owned_files(root, "pyproject.toml", "poetry.lock") == before, "app.sh never writes pyproject.toml or poetry.lock"
 
 
+def test_a_poetry_project_whose_environment_poetry_keeps_elsewhere_gets_the_lock_in_its_venv(adopt, tmp_path):
+    """Poetry's default: the project's environment in poetry's own directory
+    (virtualenvs.in-project unset), made by the user's `poetry install` before the
+    template came. start still installs the lock into the project's .venv, which the
+    kernel runs, and the kernel imports the locked version.
+
+    Previous layout: poetry.lock was not read and [project]'s requirement installed, so
+    the kernel had the newest iniconfig."""
+    # Poetry's directory for environments, kept in the test (its settings apply to the
+    # user's poetry and to the one app.sh runs alike, as a config file's would).
+    elsewhere = {"POETRY_VIRTUALENVS_PATH": str(tmp_path / "poetry-virtualenvs")}
+    root = poetry_project(tmp_path / "poetrycache", "iniconfig>=1", "iniconfig==1.1.1", env=elsewhere)
+    user(root, *POETRY, "install", "--no-interaction", env=elsewhere)
+    assert not (root / ".venv").exists() and list((tmp_path / "poetry-virtualenvs").iterdir()), "poetry's own place"
+    project = adopt(root)
+    started = project.start(env=elsewhere)
+    assert "installing poetry.lock into .venv" in started.stderr, started.stderr
+    assert run_in_new_kernel(project, "import sys; " + VERSION_OF.format("iniconfig") + "; print(sys.prefix)") == f"1.1.1\n{root}/.venv\n"
+
+
 # --- the previous layout -------------------------------------------------------------------
 
 
 def previous_layouts() -> dict[str, str]:
     """The commits whose template kept JupyterLab in .venv, to render a project of the
-    previous layout from: the last commit before the two environments, and the last
-    release (v1.0.0)."""
-    added = git(TEMPLATE, "log", "--diff-filter=A", "--format=%H", "--", "template/scripts/kernel_launcher.py").split()
+    previous layout from: the last release (v1.0.0), and the last commit before the two
+    environments (the parent of the one that brought .jupyter_venv to app.sh)."""
     layouts = {"v1.0.0": CHANGELOG_RELEASES["v1.0.0"]}
-    if added:
-        layouts["last-commit"] = git(TEMPLATE, "rev-parse", f"{added[-1]}^").strip()
+    brought = git(TEMPLATE, "log", "--reverse", "--format=%H", "-S", "JUPYTER_VENV=", "--", "template/scripts/app.sh.jinja").split()
+    if brought:
+        layouts["last-commit"] = git(TEMPLATE, "rev-parse", f"{brought[0]}^").strip()
     return layouts
 
 
@@ -335,7 +401,7 @@ def previous_layout_project(template_history: Path, layout: str, root: Path) -> 
     requirements = root / "requirements.txt"
     requirements.write_text((requirements.read_text() if requirements.exists() else "") + "six\n")
     commit_all(root, "a dependency")
-    bootstrapped = project.run("bootstrap", timeout=600)
+    bootstrapped = as_the_previous_release(project, "bootstrap")
     assert bootstrapped.returncode == 0, bootstrapped.output
     assert (root / ".venv/.app-bootstrap-stamp").exists() and (root / ".venv/bin/jupyter-lab").exists(), "the previous layout"
     assert not (root / ".jupyter_venv").exists()
@@ -343,11 +409,28 @@ def previous_layout_project(template_history: Path, layout: str, root: Path) -> 
     return project
 
 
+def as_the_previous_release(project: Project, *args: str) -> Result:
+    """The previous layout's app.sh, as it ran: under the machine's bash, whatever the
+    leg (v1.0.0 stops at a syntax error under bash 3.2, exit status 0). It only sets the
+    scene; this template's app.sh is what runs under the leg's shell."""
+    path = [entry for entry in os.environ["PATH"].split(os.pathsep) if entry != str(conftest.SHELL_BIN_DIR)]
+    done = subprocess.run(
+        [str(project.app), *args],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PATH": os.pathsep.join(path)},
+        stdin=subprocess.DEVNULL,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
 def update_to_the_working_tree(project: Project) -> None:
     commit_all(project.root, "before the update")
     updated = copier_cli("update", "--trust", "--defaults", "--vcs-ref", "HEAD", cwd=project.root)
     assert updated.returncode == 0, updated.stderr
-    assert (project.root / "scripts/kernel_launcher.py").exists(), "updated to the two environments"
+    assert "JUPYTER_VENV=" in project.app.read_text(), "updated to the two environments"
 
 
 def site_packages(project: Project) -> set[str]:
@@ -412,7 +495,8 @@ def test_a_running_server_of_the_previous_layout_is_left_to_restart_which_migrat
 
     Previous layout: there is no .jupyter_venv to move to."""
     project = previous(layout)
-    project.start()
+    started = as_the_previous_release(project, "start", "--no-open")
+    assert started.returncode == 0, started.output
     old = project.server_pid()
     update_to_the_working_tree(project)
     root = project.root

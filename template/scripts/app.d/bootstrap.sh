@@ -83,10 +83,17 @@ jupyter_requirements() {
 # Prints the version of the Python of the venv DIR (default: the project's), from its
 # pyvenv.cfg (venv writes version, uv version_info), or nothing.
 venv_python_version() {
-	local line
+	local line key value found=""
 	while IFS= read -r line; do
-		case $line in version*)
-			line=${line#*=}
+		key=${line%%=*} value=${line#*=}
+		key=${key//[[:space:]]/} value=${value//[[:space:]]/}
+		# virtualenv (poetry, pdm) writes version_info = 3.11.7.final.0 beside version = 3.11.7.
+		case $key in version | version_info) [[ -n $found ]] || found=$value ;; esac
+	done 2>/dev/null <"${1:-$VENV_DIR}/pyvenv.cfg" || true
+	local re='^[0-9]+\.[0-9]+(\.[0-9]+)?' # in a variable: bash 3.2 cannot parse ( in [[ ]]
+	[[ $found =~ $re ]] && printf '%s' "${BASH_REMATCH[0]}"
+	return 0
+}
 			printf '%s' "${line//[[:space:]]/}"
 			return 0
 			;;
@@ -428,6 +435,9 @@ sync_with_tool() {
 	local tool=$1 name list existed=0
 	local -a tool_command args
 	[[ ! -d $VENV_DIR ]] || existed=1
+	# The tool uses a .venv it finds in the project; without one, poetry would use (or
+	# make) its own elsewhere, and the kernel would not run what it installs.
+	((existed)) || create_venv "$VENV_DIR" 1
 	if command -v "$tool" >/dev/null 2>&1; then
 		tool_command=("$tool")
 	elif [[ -n $UV ]]; then
