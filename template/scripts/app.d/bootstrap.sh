@@ -81,7 +81,7 @@ jupyter_requirements() {
 }
 
 # Prints the version of the Python of the venv DIR (default: the project's), from its
-# pyvenv.cfg (venv writes version, uv version_info), or nothing.
+# pyvenv.cfg (venv writes version, uv version_info), as X.Y.Z, or nothing.
 venv_python_version() {
 	local line key value found=""
 	while IFS= read -r line; do
@@ -93,12 +93,6 @@ venv_python_version() {
 	local re='^[0-9]+\.[0-9]+(\.[0-9]+)?' # in a variable: bash 3.2 cannot parse ( in [[ ]]
 	[[ $found =~ $re ]] && printf '%s' "${BASH_REMATCH[0]}"
 	return 0
-}
-			printf '%s' "${line//[[:space:]]/}"
-			return 0
-			;;
-		esac
-	done 2>/dev/null <"${1:-$VENV_DIR}/pyvenv.cfg" || true
 }
 
 # Sets KERNEL_SUPPORT, the directory of ipykernel for the project's Python
