@@ -8,7 +8,6 @@
 # RUNNING_OLD_SERVER), SERVER_* (SERVER_NO_AUTH: it answers without a token) and
 # STATUS_CODE. Cleans stale runtime files.
 gather_status() {
-	local line
 	PYTHON_VERSION="" KERNEL_REGISTERED=false STATUS_CODE=$EXIT_NOT_RUNNING
 	classify_venv
 	find_env_owner
