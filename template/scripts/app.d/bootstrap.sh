@@ -91,7 +91,12 @@ venv_python_version() {
 		case $key in version | version_info) [[ -n $found ]] || found=$value ;; esac
 	done 2>/dev/null <"${1:-$VENV_DIR}/pyvenv.cfg" || true
 	local re='^[0-9]+\.[0-9]+(\.[0-9]+)?' # in a variable: bash 3.2 cannot parse ( in [[ ]]
-	[[ $found =~ $re ]] && printf '%s' "${BASH_REMATCH[0]}"
+	if [[ $found =~ $re ]]; then
+		printf '%s' "${BASH_REMATCH[0]}"
+	elif [[ -x ${1:-$VENV_DIR}/bin/python ]]; then
+		# No version in pyvenv.cfg (another tool's, or edited): the Python says.
+		"${1:-$VENV_DIR}/bin/python" -I -S -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || true
+	fi
 	return 0
 }
 
