@@ -232,7 +232,11 @@ pip_install() {
 		local -a options=()
 		install_options
 		[[ -z $EXCLUDED_PACKAGES || $python != "$JUPYTER_PYTHON" ]] || options+=(--excludes "$EXCLUDES_FILE")
-		(cd "$PROJECT_ROOT" && "$UV" pip install ${options[@]+"${options[@]}"} --python "$python" "$@") >&2
+		if [[ $python == "$JUPYTER_PYTHON" || ${PIP_INSTALL_PINNED:-0} == 1 ]]; then
+			(cd "$PROJECT_ROOT" && uv_offline_first pip install ${options[@]+"${options[@]}"} --python "$python" "$@") >&2
+		else
+			(cd "$PROJECT_ROOT" && "$UV" pip install ${options[@]+"${options[@]}"} --python "$python" "$@") >&2
+		fi
 	else
 		# pip reads no pyproject.toml as a requirements file, and has no --extra.
 		local -a args=()
@@ -248,6 +252,15 @@ pip_install() {
 	fi
 }
 
+# uv_offline_first ARGS...: uv ARGS from uv's cache alone when it holds everything (no
+# request to the package index: ~0.3 s where asking the index took ~1.5 s here), else
+# uv ARGS as usual. For what app.sh pins (the server, ipykernel, the seed packages) and
+# for a lock, where the cache cannot answer anything else than the index would.
+# Nothing is installed when the cache falls short: uv resolves and fetches first.
+uv_offline_first() {
+	"$UV" "$@" --offline >/dev/null 2>&1 || "$UV" "$@"
+}
+
 # Sets options, uv's options for every install: on a terminal uv shows its progress
 # bars, elsewhere (CI, logs) only errors. uv leaves bytecode to Python's first import,
 # which caches it, unless told not to (PYTHONDONTWRITEBYTECODE, common in container
@@ -258,25 +271,17 @@ install_options() {
 	return 0
 }
 
-# Step one: the server's environment, so that no project dependency can leave the user
-# without JupyterLab.
-install_server() {
+# Step one: the server's venv, whose Python also reads pyproject.toml, and uv in it
+# when the machine has none.
+ensure_server_venv() {
 	local force=$1
-	local -a reinstall=()
 	((force)) || ! server_is_current || return 0
-	jupyter_requirements
 	if ! venv_is_healthy "$JUPYTER_VENV"; then
 		[[ ! -e $JUPYTER_VENV ]] || warn "$(rel "$JUPYTER_VENV") is broken (its python does not run); recreating it"
 		create_venv "$JUPYTER_VENV" 1
 	elif project_moved && ! venv_is_relocatable "$JUPYTER_VENV"; then
 		say "the project moved from $STAMPED_ROOT: recreating $(rel "$JUPYTER_VENV"), whose scripts name the old place"
 		create_venv "$JUPYTER_VENV" 1
-	fi
-	remove_other_server_packages
-	# Files deleted from an installed package: installers see it as installed.
-	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]] && ((! SERVER_SWITCHED)); then
-		warn "$(rel "$JUPYTER_VENV") is damaged ($(basename "$JUPYTER_LAB") is missing); reinstalling"
-		if [[ -n $UV ]]; then reinstall=(--reinstall); else reinstall=(--force-reinstall); fi
 	fi
 	if [[ -z $UV && ${APP_INSTALLER:-uv} == uv ]]; then
 		# No uv on this machine: pip installs uv into the server's venv in ~2 s, and uv
@@ -287,6 +292,22 @@ install_server() {
 		else
 			warn "could not install uv; falling back to pip (slower)"
 		fi
+	fi
+	return 0
+}
+
+# Step four: the server's packages. A project dependency that failed before leaves the
+# user with JupyterLab all the same.
+install_server() {
+	local force=$1
+	local -a reinstall=()
+	((force)) || ! server_is_current || return 0
+	jupyter_requirements
+	remove_other_server_packages
+	# Files deleted from an installed package: installers see it as installed.
+	if [[ -f $BOOTSTRAP_STAMP && ! -x $JUPYTER_LAB ]] && ((! SERVER_SWITCHED)); then
+		warn "$(rel "$JUPYTER_VENV") is damaged ($(basename "$JUPYTER_LAB") is missing); reinstalling"
+		if [[ -n $UV ]]; then reinstall=(--reinstall); else reinstall=(--force-reinstall); fi
 	fi
 	remove_server_side_execution_if_off
 	[[ -z ${PYTHONDONTWRITEBYTECODE:-} || -z $UV ]] ||
@@ -368,7 +389,7 @@ install_into_own_venv() {
 		return 0
 	fi
 	if ((${#PROJECT_INSTALL_ARGS[@]} == 0)); then
-		((${#SEED_PACKAGES[@]} == 0)) || pip_install "$VENV_PYTHON" "${SEED_PACKAGES[@]}" || true
+		((${#SEED_PACKAGES[@]} == 0)) || PIP_INSTALL_PINNED=1 pip_install "$VENV_PYTHON" "${SEED_PACKAGES[@]}" || true
 		return 0
 	fi
 	if [[ -z $UV ]] && [[ " ${PROJECT_INSTALL_ARGS[*]} " == *" --extra "* || " ${PROJECT_INSTALL_ARGS[*]} " == *"/pyproject.toml "* ]]; then
@@ -418,7 +439,8 @@ sync_with_uv() {
 	for name in ${list//,/ }; do args+=(--group "$name"); done
 	[[ -z ${APP_PYTHON:-} ]] || args+=(--python "$APP_PYTHON")
 	say "syncing $(rel "$VENV_DIR") with uv.lock (uv ${args[*]})..."
-	if (cd "$PROJECT_ROOT" && unset VIRTUAL_ENV && UV_PROJECT_ENVIRONMENT=$VENV_DIR "$UV" "${args[@]}" ${options[@]+"${options[@]}"}) >&2; then
+	if (cd "$PROJECT_ROOT" && unset VIRTUAL_ENV && export UV_PROJECT_ENVIRONMENT=$VENV_DIR &&
+		uv_offline_first "${args[@]}" ${options[@]+"${options[@]}"}) >&2; then
 		DEPENDENCIES_STATE=ok
 	else
 		DEPENDENCIES_STATE=failed
@@ -509,16 +531,17 @@ legacy_server_running() {
 # one and swapped in, so a kernel starting meanwhile finds a whole one; done again only
 # when the project's Python or packages changed.
 install_kernel_support() {
-	local inputs new old
+	local inputs new old freeze
 	kernel_support_path
+	freeze=$(project_freeze)
 	# The inputs: the requirement and the project's versions of what is in the directory.
-	inputs=$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$KERNEL_SUPPORT")" | cksum)
+	inputs=$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$freeze" "$KERNEL_SUPPORT")" | cksum)
 	if [[ -d $KERNEL_SUPPORT/ipykernel && $(cat "$KERNEL_SUPPORT/.app-inputs" 2>/dev/null) == "$inputs" ]]; then
 		return 0
 	fi
 	new=$KERNEL_SUPPORT.new old=$KERNEL_SUPPORT.old
 	rm -rf "$new" "$old"
-	{ mkdir -p "$KERNEL_SUPPORT_DIR" && project_constraints >"$KERNEL_SUPPORT_DIR/constraints.txt"; } ||
+	{ mkdir -p "$KERNEL_SUPPORT_DIR" && project_constraints "$freeze" >"$KERNEL_SUPPORT_DIR/constraints.txt"; } ||
 		die "cannot write in $(rel "$KERNEL_SUPPORT_DIR"); is the disk full?"
 	say "installing ${KERNEL_REQUIREMENTS[*]} for the project's Python into $(rel "$KERNEL_SUPPORT")..."
 	if ! install_into "$new" -c "$KERNEL_SUPPORT_DIR/constraints.txt" "${KERNEL_REQUIREMENTS[@]}" 2>/dev/null; then
@@ -532,7 +555,7 @@ install_kernel_support() {
 				"${KERNEL_REQUIREMENTS[*]} after them, and may fail to start (see the server log)"
 		fi
 	fi
-	printf '%s\n' "$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$new")" | cksum)" >"$new/.app-inputs"
+	printf '%s\n' "$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$freeze" "$new")" | cksum)" >"$new/.app-inputs"
 	[[ ! -d $KERNEL_SUPPORT ]] || mv "$KERNEL_SUPPORT" "$old"
 	mv "$new" "$KERNEL_SUPPORT" || return 1
 	rm -rf "$old"
@@ -540,28 +563,50 @@ install_kernel_support() {
 	for old in "$KERNEL_SUPPORT_DIR"/python*; do
 		[[ $old == "$KERNEL_SUPPORT" || ! -d $old ]] || rm -rf "$old"
 	done
+	start_kernel_warmup
 	return 0
 }
 
-# project_constraints [DIR]: prints the project environment's distributions as
-# constraints (name==version), one a line; not the ones installed from a path or URL
+# A kernel's first start imports ipykernel, IPython, zmq, tornado and the rest, and
+# compiled them then (~1 s more; the server's copies are not the kernel's): imported
+# once here, in the background while JupyterLab installs, as the kernel imports them
+# (the project's packages first), so Python caches their bytecode. With
+# PYTHONDONTWRITEBYTECODE, the install compiled them. Sets KERNEL_WARMUP_PID.
+start_kernel_warmup() {
+	KERNEL_WARMUP_PID=""
+	[[ -z ${PYTHONDONTWRITEBYTECODE:-} ]] || return 0
+	"$VENV_PYTHON" -I -c 'import site, sys; site.addsitedir(sys.argv[1]); import ipykernel.kernelapp, ipykernel.ipkernel' \
+		"$KERNEL_SUPPORT" >/dev/null 2>&1 </dev/null &
+	KERNEL_WARMUP_PID=$!
+}
+
+wait_for_kernel_warmup() {
+	[[ -z ${KERNEL_WARMUP_PID:-} ]] || wait "$KERNEL_WARMUP_PID" 2>/dev/null || true
+	KERNEL_WARMUP_PID=""
+}
+
+# Prints what the project's environment holds, as `pip freeze` does.
+project_freeze() {
+	if [[ -n $UV ]]; then
+		"$UV" pip freeze --python "$VENV_PYTHON" 2>/dev/null || true
+	else
+		"$VENV_PYTHON" -m pip freeze --disable-pip-version-check 2>/dev/null || true
+	fi
+}
+
+# project_constraints FREEZE [DIR]: prints the distributions of FREEZE (project_freeze)
+# as constraints (name==version), one a line; not the ones installed from a path or URL
 # (the project itself). With DIR, only those of the distributions installed in DIR.
 project_constraints() {
 	local dir names="" name
-	if [[ -n ${1:-} ]]; then
-		for dir in "$1"/*.dist-info; do
+	if [[ -n ${2:-} ]]; then
+		for dir in "$2"/*.dist-info; do
 			name=${dir##*/}
 			names+=" ${name%%-*}"
 		done
 		names=" $(printf '%s' "$names" | tr 'A-Z_.' 'a-z--') "
 	fi
-	{
-		if [[ -n $UV ]]; then
-			"$UV" pip freeze --python "$VENV_PYTHON" 2>/dev/null
-		else
-			"$VENV_PYTHON" -m pip freeze --disable-pip-version-check 2>/dev/null
-		fi
-	} | awk -v names="$names" '/^[A-Za-z0-9][A-Za-z0-9._-]*==[^ @]+$/ {
+	printf '%s\n' "$1" | awk -v names="$names" '/^[A-Za-z0-9][A-Za-z0-9._-]*==[^ @]+$/ {
 		name = tolower(substr($0, 1, index($0, "==") - 1)); gsub(/[-_.]+/, "-", name)
 		if (names == "" || index(names, " " name " ")) print }'
 	return 0
@@ -575,11 +620,7 @@ install_into() {
 	if [[ -n $UV ]]; then
 		local -a options=()
 		install_options
-		# Compiled here, in parallel: the kernel imports all of it at its first start,
-		# where compiling took ~1 s more (the server's copies of traitlets, tornado, zmq
-		# are not the kernel's).
-		[[ " ${options[*]-} " == *" --compile-bytecode "* ]] || options+=(--compile-bytecode)
-		"$UV" pip install ${options[@]+"${options[@]}"} --python "$VENV_PYTHON" --target "$dir" "$@" >&2
+		uv_offline_first pip install ${options[@]+"${options[@]}"} --python "$VENV_PYTHON" --target "$dir" "$@" >&2
 	elif "$VENV_PYTHON" -m pip --version >/dev/null 2>&1; then
 		"$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check --target "$dir" "$@" >&2
 	else
@@ -848,9 +889,11 @@ run_bootstrap() {
 	fi
 	refuse_a_venv_app_sh_cannot_repair
 	find_uv
-	install_server "$force" || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
+	ensure_server_venv "$force"
 	install_project
 	install_kernel_support || die "installing ipykernel for the project's Python failed (see above); fix it and run: scripts/app.sh bootstrap"
+	install_server "$force" || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
+	wait_for_kernel_warmup
 	register_kernel || die "registering the kernel failed (see above)"
 	apply_venv_defaults
 	fingerprint=$(bootstrap_fingerprint)
