@@ -339,6 +339,43 @@ def process_table() -> list[tuple[int, int, str]]:
     return rows
 
 
+# Runs one cell (argv 2) in the kernel of a connection file (argv 1), whose process is
+# argv 3 when given;
+# prints what the cell printed (both streams; an error as "ERROR name: value"). No
+# heartbeat: a kernel still importing ipykernel when the first ping goes unanswered for
+# a second is not dead. Its process is: a kernel that died is said so at once.
+RUN_CELL = """
+import os, sys, time
+from jupyter_client import BlockingKernelClient
+client = BlockingKernelClient()
+client.load_connection_file(sys.argv[1])
+client.start_channels(hb=False)
+deadline = time.monotonic() + 90
+while True:
+    try:
+        client.wait_for_ready(timeout=2)
+        break
+    except RuntimeError:
+        try:
+            if len(sys.argv) > 3:
+                os.kill(int(sys.argv[3]), 0)
+        except ProcessLookupError:
+            sys.exit("the kernel died before it replied (see the server's log)")
+        if time.monotonic() > deadline:
+            raise
+out = []
+def keep(msg):
+    if msg["msg_type"] == "stream":
+        out.append(msg["content"]["text"])
+    elif msg["msg_type"] == "error":
+        out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+reply = client.execute_interactive(sys.argv[2], timeout=90, output_hook=keep)
+client.stop_channels()
+print("".join(out), end="")
+sys.exit(reply["content"]["status"] != "ok")
+"""
+
+
 # A Jupyter config that turns authentication off whatever token the server has: an
 # identity provider that lets everyone in (a token of '' no longer can: app.sh sets one).
 OPEN_TO_EVERYONE = """

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-from conftest import TEMPLATE, TEST_PORTS, Project, Result, git, pid_alive, process_table
+from conftest import RUN_CELL, TEMPLATE, TEST_PORTS, Project, Result, git, pid_alive, process_table
 from test_existing_projects import CHANGELOG_RELEASES, commit_all, copier_cli, render_at
 
 # Every story under bash 3.2 too (the `shells` marker); the migration from v1.0.0's
@@ -124,41 +124,6 @@ def adopt(template_repo: Path):
     yield make
     left = [settled(project) for project in made]
     assert not any(left), f"processes left behind after stop: {left}"
-
-
-# Runs one cell in the kernel of a connection file (argv 1), whose process is argv 3;
-# prints what the cell printed (both streams; an error as "ERROR name: value"). No
-# heartbeat: a kernel still importing ipykernel when the first ping goes unanswered for
-# a second is not dead. Its process is: a kernel that died is said so at once.
-RUN_CELL = """
-import os, sys, time
-from jupyter_client import BlockingKernelClient
-client = BlockingKernelClient()
-client.load_connection_file(sys.argv[1])
-client.start_channels(hb=False)
-deadline = time.monotonic() + 90
-while True:
-    try:
-        client.wait_for_ready(timeout=2)
-        break
-    except RuntimeError:
-        try:
-            os.kill(int(sys.argv[3]), 0)
-        except ProcessLookupError:
-            sys.exit("the kernel died before it replied (see the server's log)")
-        if time.monotonic() > deadline:
-            raise
-out = []
-def keep(msg):
-    if msg["msg_type"] == "stream":
-        out.append(msg["content"]["text"])
-    elif msg["msg_type"] == "error":
-        out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
-reply = client.execute_interactive(sys.argv[2], timeout=90, output_hook=keep)
-client.stop_channels()
-print("".join(out), end="")
-sys.exit(reply["content"]["status"] != "ok")
-"""
 
 
 def client_python(project: Project) -> Path:

@@ -13,30 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PORTS, Project, git, leave_nothing_behind, pid_alive
+from conftest import RUN_CELL, TEST_PORTS, Project, git, leave_nothing_behind, pid_alive
 from test_existing_projects import copier_cli
 
 pytestmark = pytest.mark.slow
-
-# Runs one cell in a kernel through its connection file; prints what the cell printed.
-RUN_CELL = """
-import sys
-from jupyter_client import BlockingKernelClient
-client = BlockingKernelClient()
-client.load_connection_file(sys.argv[1])
-client.start_channels()
-client.wait_for_ready(timeout=60)
-out = []
-def keep(msg):
-    if msg["msg_type"] == "stream":
-        out.append(msg["content"]["text"])
-    elif msg["msg_type"] == "error":
-        out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
-reply = client.execute_interactive(sys.argv[2], timeout=60, output_hook=keep)
-client.stop_channels()
-print("".join(out), end="")
-sys.exit(reply["content"]["status"] != "ok")
-"""
 
 
 def notebook(*sources: str) -> str:
