@@ -201,11 +201,7 @@ find_uv() {
 create_venv() {
 	local dir=$1 ours=$2 python=${3:-${APP_PYTHON:-python3}} clear=()
 	if [[ -e $dir || -L $dir ]]; then
-		if [[ -L $dir ]] || { ((! ours)) && [[ -n $(ls -A "$dir" 2>/dev/null) ]]; }; then
-			die "$(rel "$dir") needs recreating (its python does not run, or it names the project's old place)," \
-				"but app.sh did not make it$([[ -L $dir ]] && printf ' (a link)') and never clears it; move it away" \
-				"(mv $(rel "$dir") $(rel "$dir").old), then run: scripts/app.sh bootstrap"
-		fi
+		refuse_to_clear_what_is_not_ours "$dir" "$ours"
 		clear=(--clear)
 	fi
 	command -v "$python" >/dev/null 2>&1 || die "no '$python' found; install Python 3 or set APP_PYTHON to an interpreter"
@@ -221,22 +217,25 @@ create_venv() {
 	fi
 }
 
-# pip_install PYTHON ARGS...: installs into PYTHON's environment with uv (or pip): the
-# arguments are requirements and installer options. uv runs in the project, so relative
-# paths in requirement files resolve as written. The packages APP_EXCLUDE names are kept
-# out of the server's environment.
+# pip_install [--cache-first] PYTHON ARGS...: installs into PYTHON's environment with uv
+# (or pip): the arguments are requirements and installer options (--target DIR: into
+# DIR, for PYTHON). uv runs in the project, so relative paths in requirement files
+# resolve as written. --cache-first: from uv's cache alone when it can (uv_offline_first),
+# for what app.sh pins. The packages APP_EXCLUDE names are kept out of the server's
+# environment.
 pip_install() {
+	local -a uv=("$UV")
+	if [[ $1 == --cache-first ]]; then
+		uv=(uv_offline_first)
+		shift
+	fi
 	local python=$1
 	shift
 	if [[ -n $UV ]]; then
 		local -a options=()
 		install_options
 		[[ -z $EXCLUDED_PACKAGES || $python != "$JUPYTER_PYTHON" ]] || options+=(--excludes "$EXCLUDES_FILE")
-		if [[ $python == "$JUPYTER_PYTHON" || ${PIP_INSTALL_PINNED:-0} == 1 ]]; then
-			(cd "$PROJECT_ROOT" && uv_offline_first pip install ${options[@]+"${options[@]}"} --python "$python" "$@") >&2
-		else
-			(cd "$PROJECT_ROOT" && "$UV" pip install ${options[@]+"${options[@]}"} --python "$python" "$@") >&2
-		fi
+		(cd "$PROJECT_ROOT" && "${uv[@]}" pip install ${options[@]+"${options[@]}"} --python "$python" "$@") >&2
 	else
 		# pip reads no pyproject.toml as a requirements file, and has no --extra.
 		local -a args=()
@@ -274,8 +273,7 @@ install_options() {
 # Step one: the server's venv, whose Python also reads pyproject.toml, and uv in it
 # when the machine has none.
 ensure_server_venv() {
-	local force=$1
-	((force)) || ! server_is_current || return 0
+	((! SERVER_CURRENT)) || return 0
 	if ! venv_is_healthy "$JUPYTER_VENV"; then
 		[[ ! -e $JUPYTER_VENV ]] || warn "$(rel "$JUPYTER_VENV") is broken (its python does not run); recreating it"
 		create_venv "$JUPYTER_VENV" 1
@@ -299,9 +297,8 @@ ensure_server_venv() {
 # Step four: the server's packages. A project dependency that failed before leaves the
 # user with JupyterLab all the same.
 install_server() {
-	local force=$1
 	local -a reinstall=()
-	((force)) || ! server_is_current || return 0
+	((! SERVER_CURRENT)) || return 0
 	jupyter_requirements
 	remove_other_server_packages
 	# Files deleted from an installed package: installers see it as installed.
@@ -314,7 +311,7 @@ install_server() {
 		say "PYTHONDONTWRITEBYTECODE is set: compiling bytecode now, so starts stay fast"
 	write_excludes_file
 	say "installing ${REQUIREMENTS[*]} into $(rel "$JUPYTER_VENV")..."
-	pip_install "$JUPYTER_PYTHON" ${reinstall[@]+"${reinstall[@]}"} "${REQUIREMENTS[@]}" || return 1
+	pip_install --cache-first "$JUPYTER_PYTHON" ${reinstall[@]+"${reinstall[@]}"} "${REQUIREMENTS[@]}" || return 1
 	remove_excluded_packages
 }
 
@@ -389,7 +386,7 @@ install_into_own_venv() {
 		return 0
 	fi
 	if ((${#PROJECT_INSTALL_ARGS[@]} == 0)); then
-		((${#SEED_PACKAGES[@]} == 0)) || PIP_INSTALL_PINNED=1 pip_install "$VENV_PYTHON" "${SEED_PACKAGES[@]}" || true
+		((${#SEED_PACKAGES[@]} == 0)) || pip_install --cache-first "$VENV_PYTHON" "${SEED_PACKAGES[@]}" || true
 		return 0
 	fi
 	if [[ -z $UV ]] && [[ " ${PROJECT_INSTALL_ARGS[*]} " == *" --extra "* || " ${PROJECT_INSTALL_ARGS[*]} " == *"/pyproject.toml "* ]]; then
@@ -412,11 +409,20 @@ install_into_own_venv() {
 refuse_a_venv_app_sh_cannot_repair() {
 	[[ $ENV_OWNER == app && (-e $VENV_DIR || -L $VENV_DIR) ]] || return 0
 	! venv_is_healthy "$VENV_DIR" || return 0
-	# app.sh's own (not a link) is recreated; an empty directory is filled.
-	! venv_is_ours || [[ -L $VENV_DIR ]] || return 0
-	[[ -L $VENV_DIR || -n $(ls -A "$VENV_DIR" 2>/dev/null) ]] || return 0
-	die "$(rel "$VENV_DIR") is broken (its python does not run), but app.sh did not make it$([[ -L $VENV_DIR ]] && printf ' (a link)')" \
-		"and never clears it; move it away (mv $(rel "$VENV_DIR") $(rel "$VENV_DIR").old), then run: scripts/app.sh bootstrap"
+	refuse_to_clear_what_is_not_ours "$VENV_DIR" "$(venv_is_ours && echo 1 || echo 0)"
+}
+
+# refuse_to_clear_what_is_not_ours DIR OURS: exits, saying what to do, when the venv DIR
+# must not be cleared: a link (clearing would empty its target), or a directory with
+# files that app.sh did not make (OURS 0). An empty directory is filled.
+refuse_to_clear_what_is_not_ours() {
+	local dir=$1 ours=$2
+	if [[ ! -L $dir ]] && { ((ours)) || [[ -z $(ls -A "$dir" 2>/dev/null) ]]; }; then
+		return 0
+	fi
+	die "$(rel "$dir") needs recreating: it is broken (its python does not run) or names the project's old place," \
+		"but app.sh did not make it$([[ -L $dir ]] && printf ' (a link)') and never clears it; move it away" \
+		"(mv $(rel "$dir") $(rel "$dir").old), then run: scripts/app.sh bootstrap"
 }
 
 mark_venv_ours() {
@@ -534,8 +540,7 @@ install_kernel_support() {
 	local inputs new old freeze
 	kernel_support_path
 	freeze=$(project_freeze)
-	# The inputs: the requirement and the project's versions of what is in the directory.
-	inputs=$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$freeze" "$KERNEL_SUPPORT")" | cksum)
+	inputs=$(kernel_support_inputs "$freeze" "$KERNEL_SUPPORT")
 	if [[ -d $KERNEL_SUPPORT/ipykernel && $(cat "$KERNEL_SUPPORT/.app-inputs" 2>/dev/null) == "$inputs" ]]; then
 		return 0
 	fi
@@ -555,7 +560,7 @@ install_kernel_support() {
 				"${KERNEL_REQUIREMENTS[*]} after them, and may fail to start (see the server log)"
 		fi
 	fi
-	printf '%s\n' "$(printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$freeze" "$new")" | cksum)" >"$new/.app-inputs"
+	kernel_support_inputs "$freeze" "$new" >"$new/.app-inputs"
 	[[ ! -d $KERNEL_SUPPORT ]] || mv "$KERNEL_SUPPORT" "$old"
 	mv "$new" "$KERNEL_SUPPORT" || return 1
 	rm -rf "$old"
@@ -583,6 +588,13 @@ start_kernel_warmup() {
 wait_for_kernel_warmup() {
 	[[ -z ${KERNEL_WARMUP_PID:-} ]] || wait "$KERNEL_WARMUP_PID" 2>/dev/null || true
 	KERNEL_WARMUP_PID=""
+}
+
+# kernel_support_inputs FREEZE DIR: prints what the kernel support directory DIR was
+# built from (a checksum): the requirement, and the project's versions (FREEZE) of what
+# DIR holds.
+kernel_support_inputs() {
+	printf '%s\n' "${KERNEL_REQUIREMENTS[@]}" "$(project_constraints "$1" "$2")" | cksum
 }
 
 # Prints what the project's environment holds, as `pip freeze` does.
@@ -617,16 +629,11 @@ project_constraints() {
 install_into() {
 	local dir=$1
 	shift
-	if [[ -n $UV ]]; then
-		local -a options=()
-		install_options
-		uv_offline_first pip install ${options[@]+"${options[@]}"} --python "$VENV_PYTHON" --target "$dir" "$@" >&2
-	elif "$VENV_PYTHON" -m pip --version >/dev/null 2>&1; then
-		"$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check --target "$dir" "$@" >&2
-	else
+	if [[ -z $UV ]] && ! "$VENV_PYTHON" -m pip --version >/dev/null 2>&1; then
 		warn "neither uv nor pip can install for $(rel "$VENV_PYTHON"); install uv, or unset APP_INSTALLER"
 		return 1
 	fi
+	pip_install --cache-first "$VENV_PYTHON" --target "$dir" "$@"
 }
 
 # A conda environment.yml is not read: this template installs with uv or pip.
@@ -889,10 +896,13 @@ run_bootstrap() {
 	fi
 	refuse_a_venv_app_sh_cannot_repair
 	find_uv
-	ensure_server_venv "$force"
+	# Once: whether the server's side can be left as it is (the steps below change it).
+	SERVER_CURRENT=0
+	((force)) || ! server_is_current || SERVER_CURRENT=1
+	ensure_server_venv
 	install_project
 	install_kernel_support || die "installing ipykernel for the project's Python failed (see above); fix it and run: scripts/app.sh bootstrap"
-	install_server "$force" || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
+	install_server || die "installing JupyterLab failed (see above); fix it and run: scripts/app.sh bootstrap"
 	wait_for_kernel_warmup
 	register_kernel || die "registering the kernel failed (see above)"
 	apply_venv_defaults
